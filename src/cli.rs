@@ -1,0 +1,275 @@
+//! The command line: `translate` and `validate` over files or stdin.
+//!
+//! Exit status: 0 when every record went through, 1 when some were
+//! rejected (each reported on stderr, kept in `--dead-letter`), 2 for usage
+//! and I/O errors.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::dead_letter::{self, DeadInput, DeadLetterFile, Stage};
+use crate::envelope::{Envelope, WireForm};
+use crate::error::{Error, Result};
+use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
+use crate::input::{Record, Records};
+use crate::pipeline::{GroupBuffer, Output, Translator};
+use crate::schema::Schema;
+
+/// Name used for this instance when `--origin` is not given and the host
+/// name cannot be read.
+const FALLBACK_ORIGIN: &str = "intelmq-bridge";
+
+/// intelmq-bridge: exchange security events between IntelMQ, IDEA, n6 and
+/// STIX 2.1, with IEP04 ids that keep events from circling.
+#[derive(Debug, Parser)]
+#[command(name = "intelmq-bridge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Translate messages from one format into another (JSON Lines on stdout).
+    Translate(TranslateArgs),
+    /// Check messages against a format's rules, as its own tools would.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+struct TranslateArgs {
+    /// Format of the input, or `auto` to recognise each message by its shape.
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    from: String,
+    /// Format to write.
+    #[arg(long, value_name = "FORMAT")]
+    to: String,
+    /// Write IEP04 envelopes (`--envelope`, `--envelope=iep04`) or AIL Stream
+    /// Format messages (`--envelope=ail`) instead of flat IntelMQ events.
+    #[arg(long, value_name = "FORM", num_args = 0..=1, require_equals = true,
+          default_missing_value = "iep04")]
+    envelope: Option<WireForm>,
+    /// Carry the envelope's meta in `extra.iep04` of flat IntelMQ output.
+    #[arg(long)]
+    meta_in_extra: bool,
+    /// This instance's name: the origin of messages that arrive without meta
+    /// [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    origin: Option<String>,
+    /// Append every rejected record, whole and with its reason, to this file.
+    #[arg(long, value_name = "FILE")]
+    dead_letter: Option<PathBuf>,
+    /// Input file: one JSON document, a JSON array or JSON Lines [default: stdin].
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// Format the messages must be valid in.
+    #[arg(long, value_name = "FORMAT")]
+    format: String,
+    /// Input file [default: stdin].
+    file: Option<PathBuf>,
+}
+
+/// Runs the command line and returns the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Translate(args) => translate(args),
+        Command::Validate(args) => validate(args),
+    };
+    match outcome {
+        Ok(summary) if summary.rejected == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("intelmq-bridge: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// How many records went through and how many were rejected.
+#[derive(Debug, Default)]
+struct Summary {
+    accepted: usize,
+    rejected: usize,
+}
+
+fn open_input(file: Option<&Path>) -> Result<Box<dyn BufRead>> {
+    Ok(match file {
+        Some(path) => {
+            let file = File::open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        }
+        None => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+    })
+}
+
+fn default_origin() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| FALLBACK_ORIGIN.to_owned())
+}
+
+/// Reports a rejected record on stderr and keeps it in the dead-letter file.
+struct Rejects {
+    file: DeadLetterFile,
+    count: usize,
+}
+
+impl Rejects {
+    fn reject(
+        &mut self,
+        positions: &[usize],
+        stage: Stage,
+        error: &Error,
+        input: DeadInput<'_>,
+    ) -> Result<()> {
+        let places: Vec<String> = positions.iter().map(usize::to_string).collect();
+        let noun = if positions.len() == 1 {
+            "record"
+        } else {
+            "records"
+        };
+        eprintln!("{noun} {}: {error}", places.join(", "));
+        self.count += positions.len();
+        self.file
+            .write(&dead_letter::entry(positions, stage, error, input))?;
+        Ok(())
+    }
+}
+
+fn parse_record(record: &Record) -> Result<Value> {
+    Ok(serde_json::from_slice(&record.bytes)?)
+}
+
+fn translate(args: TranslateArgs) -> Result<Summary> {
+    let registry = Registry::standard();
+    let from = match args.from.as_str() {
+        "auto" => None,
+        name => Some(registry.get(name)?),
+    };
+    let to = registry.get(&args.to)?;
+    let output = match args.envelope {
+        Some(_) if to.name() != intelmq::NAME => {
+            return Err(Error::shape("--envelope applies to --to intelmq only"))
+        }
+        Some(form) => Output::Envelope(form),
+        None => Output::Native,
+    };
+    let origin = args.origin.unwrap_or_else(default_origin);
+    let mut encode_context = EncodeContext::new(&origin);
+    encode_context.meta_in_extra = args.meta_in_extra;
+    let translator = Translator::new(
+        &registry,
+        from,
+        to,
+        output,
+        DecodeContext::new(&origin),
+        encode_context,
+    );
+    let input = open_input(args.file.as_deref())?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut rejects = Rejects {
+        file: DeadLetterFile::open(args.dead_letter.as_deref())?,
+        count: 0,
+    };
+    let mut buffer = GroupBuffer::new(translator.merges_groups());
+    let mut written = 0;
+    let mut emit = |group: Vec<(usize, Envelope)>, rejects: &mut Rejects| -> Result<()> {
+        let (positions, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
+        match translator.encode(&envelopes) {
+            Ok(messages) => {
+                for message in messages {
+                    serde_json::to_writer(&mut out, &message)?;
+                    out.write_all(b"\n")?;
+                    written += 1;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let mut positions = positions;
+                positions.dedup();
+                rejects.reject(
+                    &positions,
+                    Stage::Encode,
+                    &error,
+                    DeadInput::Envelopes(&envelopes),
+                )
+            }
+        }
+    };
+    let mut records: usize = 0;
+    for record in Records::new(input) {
+        let record = record?;
+        records += 1;
+        let decoded = parse_record(&record).and_then(|value| translator.decode(value));
+        match decoded {
+            Ok(envelopes) => {
+                for envelope in envelopes {
+                    for group in buffer.push(record.position, envelope) {
+                        emit(group, &mut rejects)?;
+                    }
+                }
+            }
+            Err(error) => {
+                let input = DeadInput::Bytes(&record.bytes);
+                rejects.reject(&[record.position], Stage::Decode, &error, input)?;
+            }
+        }
+    }
+    for group in buffer.drain() {
+        emit(group, &mut rejects)?;
+    }
+    out.flush()?;
+    rejects.file.flush()?;
+    if rejects.count > 0 {
+        eprintln!(
+            "{records} records read, {written} messages written, {} records rejected",
+            rejects.count
+        );
+    }
+    Ok(Summary {
+        accepted: records.saturating_sub(rejects.count),
+        rejected: rejects.count,
+    })
+}
+
+fn validate(args: ValidateArgs) -> Result<Summary> {
+    let registry = Registry::standard();
+    let format = registry.get(&args.format)?;
+    let context = DecodeContext::new(&default_origin());
+    let input = open_input(args.file.as_deref())?;
+    let mut summary = Summary::default();
+    for record in Records::new(input) {
+        let record = record?;
+        let checked = parse_record(&record).and_then(|value| {
+            if Envelope::wire_form(&value).is_some() {
+                Schema::envelope().check(&value)?;
+                Envelope::from_value(value, context.harmonization).map(drop)
+            } else {
+                format.validate(&value, &context)
+            }
+        });
+        match checked {
+            Ok(()) => summary.accepted += 1,
+            Err(error) => {
+                eprintln!("record {}: {error}", record.position);
+                summary.rejected += 1;
+            }
+        }
+    }
+    println!("{} valid, {} invalid", summary.accepted, summary.rejected);
+    Ok(summary)
+}

@@ -1,0 +1,205 @@
+//! The payload of every envelope: an IntelMQ message's flat, checked fields.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::harmonization::{FieldType, Harmonization, MessageType, EXTRA};
+
+const TAXONOMY: &str = "classification.taxonomy";
+const TYPE: &str = "classification.type";
+
+/// The flat dotted fields of one IntelMQ message (an Event, or a Report when
+/// the envelope says so), every value accepted by IntelMQ's harmonization.
+///
+/// The only ways in are [`Event::from_fields`] and [`Event::set`], which check
+/// and sanitise, so an `Event` is always what an IntelMQ bot would accept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Event {
+    fields: Map<String, Value>,
+}
+
+impl Event {
+    /// Checks every field of a flat message, as IntelMQ does when a bot
+    /// receives it, and fills the taxonomy a classification type implies.
+    /// Fails on the first unknown field or invalid value.
+    pub fn from_fields(
+        kind: MessageType,
+        fields: Map<String, Value>,
+        harmonization: &Harmonization,
+    ) -> Result<Self> {
+        let mut event = Event {
+            fields: Map::with_capacity(fields.len()),
+        };
+        for (key, value) in fields {
+            event.set(kind, &key, value, harmonization)?;
+        }
+        event.complete_classification(harmonization);
+        Ok(event)
+    }
+
+    /// Adds or replaces one field after checking (and if need be sanitising)
+    /// its value. A JSON object given for `extra` becomes `extra.*` fields.
+    pub fn set(
+        &mut self,
+        kind: MessageType,
+        key: &str,
+        value: Value,
+        harmonization: &Harmonization,
+    ) -> Result<()> {
+        let Some(value) = harmonization.accept(kind, key, value)? else {
+            self.fields.remove(key);
+            return Ok(());
+        };
+        let is_dict = harmonization
+            .spec(kind, key)
+            .is_some_and(|spec| spec.kind == FieldType::JsonDict);
+        match value {
+            Value::Object(map) if is_dict && key == EXTRA => {
+                for (sub, item) in map {
+                    let sub_key = format!("{EXTRA}.{sub}");
+                    if harmonization.spec(kind, &sub_key).is_none() {
+                        return Err(Error::UnknownField { field: sub_key });
+                    }
+                    self.fields.insert(sub_key, item);
+                }
+            }
+            value => {
+                self.fields.insert(key.to_owned(), value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `classification.taxonomy` from `classification.type` when only
+    /// the type is known, as IntelMQ's taxonomy expert does.
+    pub fn complete_classification(&mut self, harmonization: &Harmonization) {
+        if self.fields.contains_key(TAXONOMY) {
+            return;
+        }
+        let taxonomy = self
+            .get_str(TYPE)
+            .and_then(|kind| harmonization.classification.taxonomy_of(kind));
+        if let Some(taxonomy) = taxonomy {
+            let taxonomy = Value::String(taxonomy.to_owned());
+            self.fields.insert(TAXONOMY.to_owned(), taxonomy);
+        }
+    }
+
+    /// The value of a field.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// The value of a field that holds text.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// Takes a field out of the event.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.fields.shift_remove(key)
+    }
+
+    /// Whether the event has no fields at all.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// All fields in their order of arrival.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// The fields, for writing them out without a copy.
+    pub fn into_fields(self) -> Map<String, Value> {
+        self.fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(value: Value) -> Result<Event> {
+        let Value::Object(map) = value else {
+            panic!("test input must be an object")
+        };
+        Event::from_fields(MessageType::Event, map, Harmonization::intelmq())
+    }
+
+    #[test]
+    fn fields_are_sanitised_and_taxonomy_filled() {
+        let event = event(json!({
+            "source.ip": "2001:DB8::1",
+            "source.fqdn": "Example.COM.",
+            "classification.type": "scanner",
+            "time.source": "2026-01-01 10:00:00Z",
+            "comment": "-",
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({
+                "source.ip": "2001:db8::1",
+                "source.fqdn": "example.com",
+                "classification.type": "scanner",
+                "time.source": "2026-01-01T10:00:00+00:00",
+                "classification.taxonomy": "information-gathering",
+            })
+        );
+    }
+
+    #[test]
+    fn extra_object_expands_into_subkeys() {
+        let event = event(json!({"extra": {"tag": "x", "nested": {"a": [1, 2]}}})).unwrap();
+        assert_eq!(event.get("extra.tag"), Some(&json!("x")));
+        assert_eq!(event.get("extra.nested"), Some(&json!({"a": [1, 2]})));
+        assert!(event.get("extra").is_none());
+    }
+
+    #[test]
+    fn extra_with_bad_subkey_is_rejected() {
+        let error = event(json!({"extra": {"Bad-Key": 1}})).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "extra.Bad-Key: unknown field, not in IntelMQ's harmonization"
+        );
+    }
+
+    #[test]
+    fn the_first_bad_field_is_named() {
+        let error =
+            event(json!({"source.ip": "192.0.2.1", "destination.ip": "999.1.1.1"})).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"destination.ip: "999.1.1.1" is not an IP address"#
+        );
+    }
+
+    #[test]
+    fn a_given_taxonomy_is_kept() {
+        let event = event(json!({
+            "classification.taxonomy": "other",
+            "classification.type": "scanner",
+        }))
+        .unwrap();
+        assert_eq!(event.get_str("classification.taxonomy"), Some("other"));
+    }
+
+    #[test]
+    fn reports_have_their_own_table() {
+        let map = json!({"feed.name": "x", "raw": "aGVsbG8="});
+        let Value::Object(map) = map else {
+            unreachable!()
+        };
+        assert!(Event::from_fields(MessageType::Report, map, Harmonization::intelmq()).is_ok());
+        let map = json!({"source.ip": "192.0.2.1"});
+        let Value::Object(map) = map else {
+            unreachable!()
+        };
+        assert!(Event::from_fields(MessageType::Report, map, Harmonization::intelmq()).is_err());
+    }
+}

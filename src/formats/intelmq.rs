@@ -1,0 +1,179 @@
+//! IntelMQ's own wire format: the flat 3.x message an IntelMQ bot's queue
+//! carries (`{"__type": "Event", "source.ip": ...}`).
+//!
+//! IntelMQ bots know nothing of IEP04 meta and stop on any key outside
+//! their harmonization, so the flat form carries only harmonization keys.
+//! When asked ([`EncodeContext::meta_in_extra`]), the meta rides along in
+//! `extra.iep04`, where IntelMQ keeps it untouched; decoding restores it.
+
+use serde_json::{Map, Value};
+
+use super::{DecodeContext, EncodeContext, Format};
+use crate::envelope::{Envelope, Meta};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::harmonization::{Harmonization, MessageType};
+
+/// Name of this format.
+pub const NAME: &str = "intelmq";
+/// The key naming the message kind in IntelMQ's wire form.
+pub const TYPE_KEY: &str = "__type";
+/// The `extra` field that carries IEP04 meta through IntelMQ.
+pub const META_KEY: &str = "extra.iep04";
+
+/// The IntelMQ 3.x flat message format.
+pub struct IntelMq;
+
+impl Format for IntelMq {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// A flat object with IntelMQ's `__type`, or whose keys are all
+    /// harmonization fields (the form IntelMQ's REST output posts).
+    fn recognises(&self, message: &Value) -> bool {
+        let Some(object) = message.as_object() else {
+            return false;
+        };
+        if let Some(kind) = object.get(TYPE_KEY) {
+            return kind
+                .as_str()
+                .and_then(MessageType::from_intelmq_name)
+                .is_some();
+        }
+        let harmonization = Harmonization::intelmq();
+        !object.is_empty()
+            && object
+                .keys()
+                .all(|key| harmonization.spec(MessageType::Event, key).is_some())
+    }
+
+    fn decode(&self, message: Value, context: &DecodeContext) -> Result<Vec<Envelope>> {
+        let Value::Object(mut fields) = message else {
+            return Err(Error::shape(
+                "not a JSON object: an IntelMQ message is a flat object",
+            ));
+        };
+        let kind = match fields.shift_remove(TYPE_KEY) {
+            None => MessageType::Event,
+            Some(value) => value
+                .as_str()
+                .and_then(MessageType::from_intelmq_name)
+                .ok_or_else(|| Error::invalid(TYPE_KEY, &value, "is not Event or Report"))?,
+        };
+        let meta = fields
+            .shift_remove(META_KEY)
+            .map(Meta::from_value)
+            .transpose();
+        let meta = meta.map_err(|error| Error::shape(format!("{META_KEY}: {error}")))?;
+        let payload = Event::from_fields(kind, fields, context.harmonization)?;
+        let envelope = match meta {
+            Some(meta) if meta.kind == kind => Envelope { meta, payload },
+            Some(_) => {
+                return Err(Error::shape(format!(
+                    "{META_KEY}: meta.type does not match __type {:?}",
+                    kind.intelmq_name()
+                )))
+            }
+            None => Envelope::new(payload, kind, NAME, &context.origin),
+        };
+        Ok(vec![envelope])
+    }
+
+    fn encode(&self, events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+        Ok(events
+            .iter()
+            .map(|envelope| flat_message(envelope, context.meta_in_extra))
+            .collect())
+    }
+}
+
+/// The flat IntelMQ message of an envelope: `__type` first, then the payload.
+pub fn flat_message(envelope: &Envelope, with_meta: bool) -> Value {
+    let fields = envelope.payload.fields();
+    let mut flat = Map::with_capacity(fields.len() + 2);
+    flat.insert(
+        TYPE_KEY.to_owned(),
+        envelope.meta.kind.intelmq_name().into(),
+    );
+    for (key, value) in fields {
+        flat.insert(key.clone(), value.clone());
+    }
+    if with_meta {
+        flat.insert(META_KEY.to_owned(), envelope.meta.to_value());
+    }
+    Value::Object(flat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode(message: Value) -> Result<Vec<Envelope>> {
+        IntelMq.decode(message, &DecodeContext::new("cert-test"))
+    }
+
+    fn scanner() -> Value {
+        json!({
+            "__type": "Event",
+            "feed.name": "Shadowserver Scan",
+            "source.ip": "198.51.100.7",
+            "source.port": 41234,
+            "classification.taxonomy": "information-gathering",
+            "classification.type": "scanner",
+            "time.source": "2026-03-01T12:00:00+00:00",
+            "extra.tags": ["ssh"]
+        })
+    }
+
+    #[test]
+    fn flat_event_gets_new_meta_and_round_trips() {
+        let envelopes = decode(scanner()).unwrap();
+        let [envelope] = envelopes.as_slice() else {
+            panic!("one event expected")
+        };
+        assert_eq!(envelope.meta.format, "intelmq");
+        assert_eq!(envelope.meta.uuid.origin, "cert-test");
+        assert_eq!(envelope.meta.uuid.id.get_version_num(), 7);
+        let out = IntelMq
+            .encode(&envelopes, &EncodeContext::new("cert-test"))
+            .unwrap();
+        assert_eq!(out, vec![scanner()]);
+    }
+
+    #[test]
+    fn meta_survives_an_intelmq_hop_in_extra() {
+        let envelopes = decode(scanner()).unwrap();
+        let mut context = EncodeContext::new("cert-test");
+        context.meta_in_extra = true;
+        let flat = IntelMq.encode(&envelopes, &context).unwrap().remove(0);
+        assert!(flat["extra.iep04"]["uuid"]["id"].is_string());
+        let again = decode(flat).unwrap();
+        assert_eq!(again, envelopes);
+    }
+
+    #[test]
+    fn recognises_flat_messages_only() {
+        assert!(IntelMq.recognises(&scanner()));
+        assert!(IntelMq.recognises(&json!({"source.ip": "192.0.2.1"})));
+        assert!(!IntelMq.recognises(&json!({"Format": "IDEA0"})));
+        assert!(!IntelMq.recognises(&json!({"__type": "Bogus"})));
+        assert!(!IntelMq.recognises(&json!([1, 2])));
+    }
+
+    #[test]
+    fn bad_type_and_shape_are_named() {
+        let error = decode(json!({"__type": "Alert"})).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"__type: "Alert" is not Event or Report"#
+        );
+        let error = decode(json!({"__type": "Event", "source": {"ip": "192.0.2.1"}})).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "source: unknown field, not in IntelMQ's harmonization"
+        );
+        assert!(decode(json!(["a"])).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! The adapter seam: one [`Format`] trait that every message format
+//! implements, and the [`Registry`], the single place where a format is added.
+//!
+//! A format never knows which transport carried its bytes; it turns native
+//! JSON messages into envelopes and envelopes into native JSON messages.
+
+pub mod intelmq;
+
+use serde_json::Value;
+
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::harmonization::Harmonization;
+
+/// What decoding needs to know about the instance it runs in.
+#[derive(Debug, Clone)]
+pub struct DecodeContext {
+    /// This instance's name, the origin of messages that arrive without meta.
+    pub origin: String,
+    /// The field rules payloads are checked against.
+    pub harmonization: &'static Harmonization,
+}
+
+/// What encoding needs to know about the instance and the receiving partner.
+#[derive(Debug, Clone)]
+pub struct EncodeContext {
+    /// This instance's name (IDEA `Node.Name`, n6 `source`, STIX identity).
+    pub origin: String,
+    /// Whether IntelMQ output carries the envelope's meta in `extra.iep04`,
+    /// so that ids survive a hop through IntelMQ bots.
+    pub meta_in_extra: bool,
+}
+
+impl DecodeContext {
+    /// A context for an instance named `origin`, with IntelMQ 3.5's harmonization.
+    pub fn new(origin: &str) -> Self {
+        DecodeContext {
+            origin: origin.to_owned(),
+            harmonization: Harmonization::intelmq(),
+        }
+    }
+}
+
+impl EncodeContext {
+    /// A context for an instance named `origin`, meta not exported.
+    pub fn new(origin: &str) -> Self {
+        EncodeContext {
+            origin: origin.to_owned(),
+            meta_in_extra: false,
+        }
+    }
+}
+
+/// A message format the bridge translates from and to.
+pub trait Format: Send + Sync {
+    /// The name used on the command line and in `meta.format`.
+    fn name(&self) -> &'static str;
+
+    /// Whether a native message has this format's shape (`--from auto`).
+    fn recognises(&self, message: &Value) -> bool;
+
+    /// Decodes one native message into envelopes: several when a
+    /// multi-value message is split into linked events.
+    fn decode(&self, message: Value, context: &DecodeContext) -> Result<Vec<Envelope>>;
+
+    /// Encodes one envelope, or a complete split group, into native messages.
+    fn encode(&self, events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>>;
+
+    /// Whether [`Format::encode`] merges a split group into one message, so
+    /// that callers should hand it whole groups.
+    fn merges_groups(&self) -> bool {
+        false
+    }
+
+    /// Checks a native message as strictly as the format's own tools do.
+    fn validate(&self, message: &Value, context: &DecodeContext) -> Result<()> {
+        self.decode(message.clone(), context).map(drop)
+    }
+}
+
+/// Every format the bridge knows, looked up by name or recognised by shape.
+pub struct Registry {
+    formats: Vec<Box<dyn Format>>,
+}
+
+impl Registry {
+    /// The formats this build supports. Adding a format means adding it here.
+    pub fn standard() -> Self {
+        Registry {
+            formats: vec![Box::new(intelmq::IntelMq)],
+        }
+    }
+
+    /// The format called `name`.
+    pub fn get(&self, name: &str) -> Result<&dyn Format> {
+        self.formats
+            .iter()
+            .find(|format| format.name() == name)
+            .map(Box::as_ref)
+            .ok_or_else(|| {
+                Error::shape(format!(
+                    "unknown format {name:?} (known: {})",
+                    self.names().join(", ")
+                ))
+            })
+    }
+
+    /// The names of all formats, in registration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.formats.iter().map(|format| format.name()).collect()
+    }
+
+    /// The first format that recognises the message's shape.
+    pub fn recognise(&self, message: &Value) -> Option<&dyn Format> {
+        self.formats
+            .iter()
+            .find(|format| format.recognises(message))
+            .map(Box::as_ref)
+    }
+}

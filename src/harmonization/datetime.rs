@@ -1,0 +1,190 @@
+//! Times as IntelMQ writes them (`YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`), and
+//! the forms real feeds send that sanitation turns into them.
+//!
+//! IntelMQ uses dateutil's fuzzy parser; the bridge accepts the forms that
+//! occur in security feeds and partner formats: ISO 8601 / RFC 3339 with `T`,
+//! `t` or a space between date and time, `Z`, `UTC` or a numeric offset
+//! (`+hh:mm`, `+hhmm`, `+hh`), optional seconds and fractions, a bare date
+//! (midnight), and RFC 2822. A time without zone is UTC.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+
+/// Parses any accepted time form into UTC.
+pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc2822(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let (date, rest) = text.split_at_checked(10)?;
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let rest = rest.strip_prefix(['T', 't', ' ']).unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(date.and_time(NaiveTime::MIN).and_utc());
+    }
+    let zone_at = rest
+        .find(['Z', 'z', '+', '-', ' ', 'U', 'G'])
+        .unwrap_or(rest.len());
+    let (clock, zone) = rest.split_at(zone_at);
+    let time = parse_clock(clock)?;
+    let offset = parse_zone(zone.trim_start())?;
+    let local = NaiveDateTime::new(date, time);
+    let utc = local.checked_sub_offset(offset)?;
+    Some(utc.and_utc())
+}
+
+fn parse_clock(clock: &str) -> Option<NaiveTime> {
+    let (whole, fraction) = match clock.split_once(['.', ',']) {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (clock, None),
+    };
+    let mut parts = whole.split(':');
+    let mut number = |max: u32| -> Option<u32> {
+        let part = parts.next()?;
+        (part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+            .filter(|n| *n <= max)
+    };
+    let hour = number(23)?;
+    let minute = number(59)?;
+    let second = number(59).unwrap_or(0);
+    if parts.next().is_some() {
+        return None;
+    }
+    let nanos = match fraction {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            let padded: String = digits
+                .chars()
+                .chain(std::iter::repeat('0'))
+                .take(9)
+                .collect();
+            padded.parse().ok()?
+        }
+        Some(_) => return None,
+        None => 0,
+    };
+    NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)
+}
+
+fn parse_zone(zone: &str) -> Option<FixedOffset> {
+    match zone {
+        "" | "Z" | "z" | "UTC" | "GMT" => return FixedOffset::east_opt(0),
+        _ => {}
+    }
+    let sign = match zone.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (hours, minutes) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
+        _ => return None,
+    };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
+/// Writes a UTC time as Python's `isoformat()` does: microseconds only when
+/// they are not zero.
+pub fn format(time: &DateTime<Utc>) -> String {
+    let micros = time.nanosecond() / 1000;
+    if micros == 0 {
+        time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    } else {
+        format!("{}.{micros:06}+00:00", time.format("%Y-%m-%dT%H:%M:%S"))
+    }
+}
+
+/// IntelMQ's `DateTime.from_isoformat`: `%Y-%m-%dT%H:%M:%S+00:00`, or with
+/// `.%f` (one to six digits) before the zone.
+pub fn is_canonical_datetime(text: &str) -> bool {
+    let Some(body) = text.strip_suffix("+00:00") else {
+        return false;
+    };
+    let (whole, fraction) = match body.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (body, None),
+    };
+    let fraction_ok = fraction
+        .is_none_or(|f| (1..=6).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
+    fraction_ok
+        && whole.len() == 19
+        && NaiveDateTime::parse_from_str(whole, "%Y-%m-%dT%H:%M:%S").is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normal(text: &str) -> Option<String> {
+        parse_datetime(text).map(|t| format(&t))
+    }
+
+    #[test]
+    fn feed_forms_become_utc() {
+        let cases = [
+            ("2026-03-01T12:00:00+00:00", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01T12:00:00Z", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01 12:00:00", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01t12:00:00z", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01T14:00:00+0200", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01T07:00:00-05", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01 12:00:00 UTC", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01T12:00", "2026-03-01T12:00:00+00:00"),
+            (
+                "2026-03-01T12:00:00.123Z",
+                "2026-03-01T12:00:00.123000+00:00",
+            ),
+            (
+                "2026-03-01T12:00:00.1234567Z",
+                "2026-03-01T12:00:00.123456+00:00",
+            ),
+            ("2026-03-01T00:30:00+01:00", "2026-02-28T23:30:00+00:00"),
+            (
+                "Sun, 01 Mar 2026 13:00:00 +0100",
+                "2026-03-01T12:00:00+00:00",
+            ),
+            ("2026-03-01", "2026-03-01T00:00:00+00:00"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(normal(input).as_deref(), Some(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        for input in [
+            "",
+            "now",
+            "2026-13-01T00:00:00Z",
+            "2026-03-01T25:00:00Z",
+            "2026-03-01T12:00:00+2500",
+            "2026-03-01T12:00:00 PST",
+            "2026-03-01T12:00:00.Z",
+            "1700000000",
+        ] {
+            assert_eq!(normal(input), None, "{input}");
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_intelmqs() {
+        assert!(is_canonical_datetime("2026-03-01T12:00:00+00:00"));
+        assert!(is_canonical_datetime("2026-03-01T12:00:00.5+00:00"));
+        assert!(is_canonical_datetime("2026-03-01T12:00:00.123456+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:00.1234567+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:00Z"));
+        assert!(!is_canonical_datetime("2026-03-01 12:00:00+00:00"));
+        assert!(!is_canonical_datetime("2026-02-30T12:00:00+00:00"));
+    }
+}

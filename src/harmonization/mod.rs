@@ -1,0 +1,428 @@
+//! IntelMQ's harmonization: which fields an event may carry, and which values
+//! each field accepts.
+//!
+//! The field table is data (`mappings/intelmq/harmonization.json`, taken from
+//! IntelMQ 3.5's `harmonization.conf`), loaded once. Values are checked by one
+//! function per harmonization type ([`FieldType`]), shared by every field of
+//! that type, and then against the field's own length, pattern and range.
+//!
+//! Like IntelMQ's `Message.add`, a value is first tried as it is and, only if
+//! that fails, sanitised (IntelMQ's normalisation) and tried again.
+
+mod datetime;
+mod types;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+pub use datetime::parse_datetime;
+pub use types::FieldType;
+
+/// The harmonization table shipped with the bridge (IntelMQ 3.5.0).
+const HARMONIZATION_JSON: &str = include_str!("../../mappings/intelmq/harmonization.json");
+/// IntelMQ 3.5.0's closed classification lists and aliases.
+const CLASSIFICATION_JSON: &str = include_str!("../../mappings/intelmq/classification.json");
+
+/// Values IntelMQ treats as "no value" and silently drops (`Message._IGNORED_VALUES`).
+const IGNORED_VALUES: [&str; 3] = ["", "-", "N/A"];
+
+/// The field that holds free-form sub-keys (`extra.*`).
+pub const EXTRA: &str = "extra";
+
+static INTELMQ: LazyLock<Harmonization> = LazyLock::new(|| {
+    // The embedded tables are part of the binary and covered by tests; a
+    // failure here is a build defect, not bad input.
+    Harmonization::from_json(HARMONIZATION_JSON, CLASSIFICATION_JSON)
+        .unwrap_or_else(|error| panic!("embedded harmonization is broken: {error}"))
+});
+
+/// IntelMQ message kinds: each has its own field table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    /// A parsed security event (`"__type": "Event"`).
+    Event,
+    /// A collector's raw report (`"__type": "Report"`).
+    Report,
+}
+
+impl MessageType {
+    /// The name IntelMQ writes in `__type`.
+    pub fn intelmq_name(self) -> &'static str {
+        match self {
+            MessageType::Event => "Event",
+            MessageType::Report => "Report",
+        }
+    }
+
+    /// The kind named by IntelMQ's `__type` value.
+    pub fn from_intelmq_name(name: &str) -> Option<Self> {
+        match name {
+            "Event" => Some(MessageType::Event),
+            "Report" => Some(MessageType::Report),
+            _ => None,
+        }
+    }
+}
+
+/// One field's rules: its type and the extra constraints IntelMQ checks.
+#[derive(Debug)]
+pub struct FieldSpec {
+    /// The harmonization type, which decides validation and sanitation.
+    pub kind: FieldType,
+    /// Longest allowed text (`len(str(value))` in IntelMQ).
+    length: Option<usize>,
+    /// A pattern the value's text must contain a match of.
+    pattern: Option<Regex>,
+    /// Inclusive integer range (the bridge's addition, for ports).
+    range: Option<(i64, i64)>,
+}
+
+/// The closed classification lists and their aliases.
+#[derive(Debug)]
+pub struct Classification {
+    taxonomy_of_type: HashMap<String, String>,
+    taxonomies: HashSet<String>,
+    taxonomy_aliases: HashMap<String, String>,
+    type_aliases: HashMap<String, String>,
+}
+
+impl Classification {
+    /// Whether `taxonomy` is one of IntelMQ's taxonomies.
+    pub fn is_taxonomy(&self, taxonomy: &str) -> bool {
+        self.taxonomies.contains(taxonomy)
+    }
+
+    /// Whether `kind` is one of IntelMQ's classification types.
+    pub fn is_type(&self, kind: &str) -> bool {
+        self.taxonomy_of_type.contains_key(kind)
+    }
+
+    /// The taxonomy a classification type belongs to (the taxonomy expert's table).
+    pub fn taxonomy_of(&self, kind: &str) -> Option<&str> {
+        self.taxonomy_of_type.get(kind).map(String::as_str)
+    }
+
+    fn taxonomy_alias(&self, name: &str) -> Option<&str> {
+        self.taxonomy_aliases.get(name).map(String::as_str)
+    }
+
+    fn type_alias(&self, name: &str) -> Option<&str> {
+        self.type_aliases.get(name).map(String::as_str)
+    }
+}
+
+/// IntelMQ's field tables for events and reports, plus the classification lists.
+#[derive(Debug)]
+pub struct Harmonization {
+    event: HashMap<String, FieldSpec>,
+    report: HashMap<String, FieldSpec>,
+    /// The classification lists that two of the types check against.
+    pub classification: Classification,
+}
+
+#[derive(Deserialize)]
+struct RawSpec {
+    #[serde(rename = "type")]
+    kind: FieldType,
+    length: Option<usize>,
+    regex: Option<String>,
+    iregex: Option<String>,
+    range: Option<(i64, i64)>,
+}
+
+#[derive(Deserialize)]
+struct RawHarmonization {
+    event: HashMap<String, RawSpec>,
+    report: HashMap<String, RawSpec>,
+}
+
+#[derive(Deserialize)]
+struct RawClassification {
+    taxonomies: HashMap<String, Vec<String>>,
+    taxonomy_aliases: HashMap<String, String>,
+    type_aliases: HashMap<String, String>,
+}
+
+impl Harmonization {
+    /// The harmonization of IntelMQ 3.5.0 that the bridge ships with.
+    pub fn intelmq() -> &'static Harmonization {
+        &INTELMQ
+    }
+
+    /// Builds a harmonization from the JSON of a field table and a classification table.
+    pub fn from_json(harmonization: &str, classification: &str) -> Result<Self> {
+        let raw: RawHarmonization = serde_json::from_str(harmonization)
+            .map_err(|e| Error::Config(format!("harmonization table: {e}")))?;
+        let classes: RawClassification = serde_json::from_str(classification)
+            .map_err(|e| Error::Config(format!("classification table: {e}")))?;
+        let mut taxonomy_of_type = HashMap::new();
+        for (taxonomy, kinds) in &classes.taxonomies {
+            for kind in kinds {
+                taxonomy_of_type.insert(kind.clone(), taxonomy.clone());
+            }
+        }
+        Ok(Harmonization {
+            event: compile_table(raw.event)?,
+            report: compile_table(raw.report)?,
+            classification: Classification {
+                taxonomy_of_type,
+                taxonomies: classes.taxonomies.into_keys().collect(),
+                taxonomy_aliases: classes.taxonomy_aliases,
+                type_aliases: classes.type_aliases,
+            },
+        })
+    }
+
+    /// The rules for `key` in a message of `kind`: the field itself, or the
+    /// JSONDict field a sub-key such as `extra.foo` belongs to.
+    pub fn spec(&self, kind: MessageType, key: &str) -> Option<&FieldSpec> {
+        let table = match kind {
+            MessageType::Event => &self.event,
+            MessageType::Report => &self.report,
+        };
+        if let Some(spec) = table.get(key) {
+            return Some(spec);
+        }
+        let (head, _) = key.split_once('.')?;
+        table
+            .get(head)
+            .filter(|spec| spec.kind == FieldType::JsonDict && is_valid_subkey(key))
+    }
+
+    /// Every field name of a message kind, for documentation and tests.
+    pub fn field_names(&self, kind: MessageType) -> impl Iterator<Item = &str> {
+        let table = match kind {
+            MessageType::Event => &self.event,
+            MessageType::Report => &self.report,
+        };
+        table.keys().map(String::as_str)
+    }
+
+    /// Checks `value` for `key` the way IntelMQ's `Message.add` does: as it is
+    /// first, then sanitised. `Ok(None)` means IntelMQ would drop the value
+    /// (`null`, `""`, `"-"`, `"N/A"`); sub-keys of `extra` keep any JSON value.
+    pub fn accept(&self, kind: MessageType, key: &str, value: Value) -> Result<Option<Value>> {
+        if is_ignored(&value) {
+            return Ok(None);
+        }
+        let spec = self.spec(kind, key).ok_or_else(|| Error::UnknownField {
+            field: key.to_owned(),
+        })?;
+        if spec.kind == FieldType::JsonDict && key != EXTRA {
+            return Ok(Some(value));
+        }
+        if spec.kind.is_valid(&value, &self.classification)
+            && spec.constraint_error(&value).is_none()
+        {
+            return Ok(Some(value));
+        }
+        match spec.kind.sanitize(&value, &self.classification) {
+            Some(clean) if spec.kind.is_valid(&clean, &self.classification) => {
+                match spec.constraint_error(&clean) {
+                    None => Ok(Some(clean)),
+                    Some(reason) => Err(Error::invalid(key, &value, reason)),
+                }
+            }
+            _ => Err(Error::invalid(key, &value, spec.kind.expectation())),
+        }
+    }
+}
+
+impl FieldSpec {
+    /// Why `value` breaks this field's length, pattern or range, if it does.
+    fn constraint_error(&self, value: &Value) -> Option<String> {
+        if self.length.is_none() && self.pattern.is_none() && self.range.is_none() {
+            return None;
+        }
+        let text = match value {
+            Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
+        if let Some(length) = self.length {
+            if text.chars().count() > length {
+                return Some(format!("is longer than {length} characters"));
+            }
+        }
+        if let Some(pattern) = &self.pattern {
+            if !pattern.is_match(&text) {
+                return Some(format!("does not match {}", pattern.as_str()));
+            }
+        }
+        if let Some((low, high)) = self.range {
+            match value.as_i64() {
+                Some(number) if (low..=high).contains(&number) => {}
+                _ => return Some(format!("is outside {low}..{high}")),
+            }
+        }
+        None
+    }
+}
+
+fn compile_table(raw: HashMap<String, RawSpec>) -> Result<HashMap<String, FieldSpec>> {
+    raw.into_iter()
+        .map(|(name, spec)| {
+            let source = match (spec.regex, spec.iregex) {
+                (Some(regex), _) => Some(regex),
+                (None, Some(iregex)) => Some(format!("(?i){iregex}")),
+                (None, None) => None,
+            };
+            let pattern = source
+                .map(|source| Regex::new(&source))
+                .transpose()
+                .map_err(|e| Error::Config(format!("{name}: bad pattern: {e}")))?;
+            let field = FieldSpec {
+                kind: spec.kind,
+                length: spec.length,
+                pattern,
+                range: spec.range,
+            };
+            Ok((name, field))
+        })
+        .collect()
+}
+
+/// IntelMQ's key rule for sub-keys: `^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$`.
+fn is_valid_subkey(key: &str) -> bool {
+    let mut parts = key.split('.');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let word = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let starts_well = first
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    starts_well && first.len() >= 2 && word(first) && parts.all(word)
+}
+
+fn is_ignored(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => IGNORED_VALUES.contains(&text.as_str()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn accept(key: &str, value: Value) -> Result<Option<Value>> {
+        Harmonization::intelmq().accept(MessageType::Event, key, value)
+    }
+
+    #[test]
+    fn the_event_table_has_intelmq_35s_89_fields() {
+        let harmonization = Harmonization::intelmq();
+        assert_eq!(harmonization.field_names(MessageType::Event).count(), 89);
+        assert_eq!(harmonization.field_names(MessageType::Report).count(), 10);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let error = accept("source.ipaddress", json!("192.0.2.1")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "source.ipaddress: unknown field, not in IntelMQ's harmonization"
+        );
+    }
+
+    #[test]
+    fn extra_subkeys_take_any_value_but_follow_the_key_rule() {
+        assert_eq!(
+            accept("extra.tags", json!(["a", {"b": 1}])).unwrap(),
+            Some(json!(["a", {"b": 1}]))
+        );
+        assert!(accept("extra.Upper", json!(1)).is_err());
+        assert!(accept("extra..x", json!(1)).is_err());
+        // Only JSONDict fields have sub-keys.
+        assert!(accept("comment.x", json!("a")).is_err());
+    }
+
+    #[test]
+    fn ignored_values_are_dropped_like_intelmq_does() {
+        for value in [json!(""), json!("-"), json!("N/A"), Value::Null] {
+            assert_eq!(accept("source.ip", value).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn length_and_pattern_constraints_apply_after_sanitation() {
+        assert_eq!(
+            accept("source.geolocation.cc", json!("at")).unwrap(),
+            Some(json!("AT"))
+        );
+        let error = accept("source.geolocation.cc", json!("AUT")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"source.geolocation.cc: "AUT" is longer than 2 characters"#
+        );
+        assert!(accept("severity", json!("extreme")).is_err());
+        assert_eq!(
+            accept("severity", json!("High")).unwrap(),
+            Some(json!("high"))
+        );
+        assert!(accept("event_hash", json!("XYZ")).is_err());
+        assert_eq!(
+            accept("protocol.transport", json!("TCP")).unwrap(),
+            Some(json!("tcp"))
+        );
+        assert!(accept("protocol.transport", json!("tcpx")).is_err());
+        assert!(accept("malware.hash.md5", json!("ab\u{7}cd")).is_err());
+    }
+
+    #[test]
+    fn ports_are_limited_to_their_range() {
+        assert_eq!(
+            accept("destination.port", json!("443")).unwrap(),
+            Some(json!(443))
+        );
+        let error = accept("destination.port", json!(70000)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "destination.port: 70000 is outside 0..65535"
+        );
+        assert!(accept("source.port", json!("http")).is_err());
+    }
+
+    #[test]
+    fn classification_uses_the_closed_lists_and_aliases() {
+        assert_eq!(
+            accept("classification.type", json!("c&c")).unwrap(),
+            Some(json!("c2-server"))
+        );
+        assert_eq!(
+            accept("classification.taxonomy", json!("Malicious Code")).unwrap(),
+            Some(json!("malicious-code"))
+        );
+        assert!(accept("classification.type", json!("botnet")).is_err());
+        assert!(accept("classification.taxonomy", json!("malware")).is_err());
+        let classes = &Harmonization::intelmq().classification;
+        assert_eq!(
+            classes.taxonomy_of("scanner"),
+            Some("information-gathering")
+        );
+        assert_eq!(classes.taxonomy_of("ddos-amplifier"), Some("vulnerable"));
+    }
+
+    #[test]
+    fn subkey_rule_matches_intelmq() {
+        assert!(is_valid_subkey("extra.a_b.c1"));
+        assert!(is_valid_subkey("extra._x"));
+        assert!(!is_valid_subkey("extra.a-b"));
+        assert!(!is_valid_subkey("extra."));
+    }
+}

@@ -1,0 +1,321 @@
+//! Splits an input stream into records without reading it whole: one JSON
+//! document, a JSON array (each element a record), concatenated documents,
+//! or JSON Lines (each line a record).
+//!
+//! JSON Lines is recognised when the first value ends on its first line;
+//! then every following line is a record of its own, so one broken line
+//! never swallows the lines after it.
+
+use std::io::{self, BufRead};
+
+/// One record of the input, not yet parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// 1-based place of the record in the input.
+    pub position: usize,
+    /// The record's bytes, as they arrived.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Start,
+    Lines,
+    Values,
+    Array,
+    Done,
+}
+
+/// An iterator over the records of a byte stream.
+pub struct Records<R> {
+    reader: R,
+    mode: Mode,
+    position: usize,
+}
+
+impl<R: BufRead> Records<R> {
+    /// Reads records from `reader`.
+    pub fn new(reader: R) -> Self {
+        Records {
+            reader,
+            mode: Mode::Start,
+            position: 0,
+        }
+    }
+
+    fn record(&mut self, bytes: Vec<u8>) -> Option<Record> {
+        self.position += 1;
+        Some(Record {
+            position: self.position,
+            bytes,
+        })
+    }
+
+    fn next_record(&mut self) -> io::Result<Option<Record>> {
+        loop {
+            match self.mode {
+                Mode::Done => return Ok(None),
+                Mode::Start => match self.skip_whitespace()? {
+                    None => self.mode = Mode::Done,
+                    Some(b'[') => {
+                        self.reader.consume(1);
+                        self.mode = Mode::Array;
+                    }
+                    Some(_) => {
+                        let (bytes, spans_lines) = self.scan_value()?;
+                        let alone_on_line = self.rest_of_line_is_blank()?;
+                        self.mode = if !spans_lines && alone_on_line {
+                            Mode::Lines
+                        } else {
+                            Mode::Values
+                        };
+                        return Ok(self.record(bytes));
+                    }
+                },
+                Mode::Lines => {
+                    let mut line = Vec::new();
+                    if self.reader.read_until(b'\n', &mut line)? == 0 {
+                        self.mode = Mode::Done;
+                        continue;
+                    }
+                    let text = line.trim_ascii();
+                    if !text.is_empty() {
+                        let bytes = text.to_vec();
+                        return Ok(self.record(bytes));
+                    }
+                }
+                Mode::Values => {
+                    if self.skip_whitespace()?.is_none() {
+                        self.mode = Mode::Done;
+                        continue;
+                    }
+                    let (bytes, _) = self.scan_value()?;
+                    return Ok(self.record(bytes));
+                }
+                Mode::Array => match self.skip_whitespace()? {
+                    None => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "input ends inside the top-level JSON array",
+                        ))
+                    }
+                    Some(b',') => self.reader.consume(1),
+                    Some(b']') => {
+                        self.reader.consume(1);
+                        self.mode = Mode::Values;
+                    }
+                    Some(_) => {
+                        let (bytes, _) = self.scan_value()?;
+                        return Ok(self.record(bytes));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Skips white space and returns the next byte without consuming it.
+    fn skip_whitespace(&mut self) -> io::Result<Option<u8>> {
+        loop {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(None);
+            }
+            match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(at) => {
+                    let byte = buffer[at];
+                    self.reader.consume(at);
+                    return Ok(Some(byte));
+                }
+                None => {
+                    let all = buffer.len();
+                    self.reader.consume(all);
+                }
+            }
+        }
+    }
+
+    /// Whether only blank space follows on the current line; consumes it.
+    fn rest_of_line_is_blank(&mut self) -> io::Result<bool> {
+        loop {
+            let buffer = self.reader.fill_buf()?;
+            let Some(&byte) = buffer.first() else {
+                return Ok(true);
+            };
+            match byte {
+                b'\n' => {
+                    self.reader.consume(1);
+                    return Ok(true);
+                }
+                b' ' | b'\t' | b'\r' => self.reader.consume(1),
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// Reads one JSON value's bytes by tracking nesting and strings (the
+    /// parser checks them later). Returns the bytes and whether they span
+    /// more than one line. A value cut off by the end of input is returned
+    /// as it is, to fail in the parser with its position.
+    fn scan_value(&mut self) -> io::Result<(Vec<u8>, bool)> {
+        let mut scan = Scanner::default();
+        let mut bytes = Vec::new();
+        loop {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok((bytes, scan.newline));
+            }
+            match scan.feed(buffer) {
+                Some(end) => {
+                    bytes.extend_from_slice(&buffer[..end]);
+                    self.reader.consume(end);
+                    return Ok((bytes, scan.newline));
+                }
+                None => {
+                    let all = buffer.len();
+                    bytes.extend_from_slice(buffer);
+                    self.reader.consume(all);
+                }
+            }
+        }
+    }
+}
+
+/// The state of a scan through one JSON value.
+#[derive(Default)]
+struct Scanner {
+    depth: usize,
+    started: bool,
+    in_string: bool,
+    escaped: bool,
+    newline: bool,
+}
+
+impl Scanner {
+    /// Feeds bytes; returns how many belong to the value once it is complete.
+    fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+        for (at, &byte) in bytes.iter().enumerate() {
+            if byte == b'\n' {
+                self.newline = true;
+            }
+            if self.in_string {
+                match byte {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => {
+                        self.in_string = false;
+                        if self.depth == 0 {
+                            return Some(at + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' if self.depth > 0 => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Some(at + 1);
+                    }
+                }
+                // A scalar (or stray byte) at the top level ends at a delimiter.
+                b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n' if self.depth == 0 => {
+                    if self.started {
+                        return Some(at);
+                    }
+                    // A lone delimiter is a record of its own, so it fails to parse.
+                    return Some(at + 1);
+                }
+                _ => {}
+            }
+            self.started = true;
+        }
+        None
+    }
+}
+
+impl<R: BufRead> Iterator for Records<R> {
+    type Item = io::Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_record() {
+            Ok(record) => record.map(Ok),
+            Err(error) => {
+                self.mode = Mode::Done;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(input: &str) -> Vec<String> {
+        Records::new(input.as_bytes())
+            .map(|record| String::from_utf8(record.unwrap().bytes).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_document() {
+        assert_eq!(records("{\n  \"a\": 1\n}\n"), ["{\n  \"a\": 1\n}"]);
+    }
+
+    #[test]
+    fn array_elements_are_records() {
+        assert_eq!(
+            records("[\n {\"a\": \"x]\"},\n {\"b\": [1, 2]} , 3\n]\n"),
+            ["{\"a\": \"x]\"}", "{\"b\": [1, 2]}", "3"]
+        );
+        assert!(records("[]").is_empty());
+    }
+
+    #[test]
+    fn json_lines_keep_broken_lines_apart() {
+        assert_eq!(
+            records("{\"a\": 1}\n{\"b\": \n\nnot json\n{\"c\": \"}\"}\n"),
+            ["{\"a\": 1}", "{\"b\":", "not json", "{\"c\": \"}\"}"]
+        );
+    }
+
+    #[test]
+    fn concatenated_documents() {
+        assert_eq!(
+            records("{\n\"a\": 1\n}\n{\n\"b\": 2\n}"),
+            ["{\n\"a\": 1\n}", "{\n\"b\": 2\n}"]
+        );
+    }
+
+    #[test]
+    fn positions_count_from_one() {
+        let positions: Vec<usize> = Records::new(&b"{}\n{}\n{}\n"[..])
+            .map(|record| record.unwrap().position)
+            .collect();
+        assert_eq!(positions, [1, 2, 3]);
+    }
+
+    #[test]
+    fn unterminated_array_is_an_error_after_its_records() {
+        let mut records = Records::new(&b"[{\"a\": 1}, "[..]);
+        assert!(records.next().unwrap().is_ok());
+        assert!(records.next().unwrap().is_err());
+        assert!(records.next().is_none());
+    }
+
+    #[test]
+    fn escaped_quotes_do_not_end_strings() {
+        assert_eq!(
+            records(r#"{"a": "q\"}"} {"b": 1}"#),
+            [r#"{"a": "q\"}"}"#, r#"{"b": 1}"#]
+        );
+    }
+
+    #[test]
+    fn empty_input_has_no_records() {
+        assert!(records("  \n\n").is_empty());
+    }
+}

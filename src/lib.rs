@@ -1,0 +1,32 @@
+//! intelmq-bridge: a gateway that lets CERTs and SOCs exchange security
+//! events between IntelMQ, IDEA (CESNET Warden), n6 (CERT Polska) and
+//! STIX 2.1, carrying IEP04 ids so that events never circle.
+//!
+//! # Layout
+//!
+//! - [`envelope`]: the hub type, the IEP04 envelope (and its AIL wire form).
+//! - [`event`]: the envelope's payload, an IntelMQ message's checked fields.
+//! - [`harmonization`]: IntelMQ's field table and value types, as data.
+//! - [`formats`]: the [`formats::Format`] trait, one module per format, and
+//!   the [`formats::Registry`] where formats are added.
+//! - [`pipeline`]: decode, hold split groups, encode; shared by every front end.
+//! - [`input`]: splitting a byte stream into records (document, array, JSON Lines).
+//! - [`dead_letter`]: keeping what cannot be handled, with its reason.
+//! - [`schema`]: the JSON Schemas of `schemas/`, compiled once.
+//! - [`cli`]: the `intelmq-bridge` command line.
+//! - [`error`]: the crate-wide error type.
+
+pub mod cli;
+pub mod dead_letter;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod formats;
+pub mod harmonization;
+pub mod input;
+pub mod pipeline;
+pub mod schema;
+
+pub use envelope::Envelope;
+pub use error::{Error, Result};
+pub use event::Event;
