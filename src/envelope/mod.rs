@@ -20,6 +20,29 @@ pub const VERSION: u64 = 1;
 /// Meta extension key that places a split event in its group.
 pub const SPLIT_KEY: &str = "x-split";
 
+/// The bridge's UUIDv5 namespace, for ids derived from other systems' ids,
+/// so that decoding the same message twice gives the same ids.
+pub const NAMESPACE: Uuid = Uuid::from_u128(0x6b1e_3c2a_9f4d_5e07_8a61_2d4c_0b9e_7f35);
+
+/// A deterministic id (UUIDv5 in [`NAMESPACE`]) for `name`, such as
+/// `idea:<ID>` for a whole message or `idea:<ID>#2` for its third split event.
+pub fn derived_id(name: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+/// Links events split from one message: each gets `group` in
+/// `meta.uuid.group` and its place (`x-split` index and count).
+pub fn link_split_group(events: &mut [Envelope], group: &str) {
+    let count = events.len() as u64;
+    for (index, event) in events.iter_mut().enumerate() {
+        event.meta.uuid.add_group(group);
+        event.meta.set_split(Split {
+            index: index as u64,
+            count,
+        });
+    }
+}
+
 /// An IntelMQ message with the IEP04 meta information that identifies it
 /// across instances and formats.
 #[derive(Debug, Clone, PartialEq)]
@@ -554,6 +577,31 @@ mod tests {
         assert_eq!(meta["uuid"]["related"], json!([]));
         assert_eq!(meta["uuid"]["group"], json!([]));
         assert_eq!(meta["uuid"]["alternate"], json!([]));
+    }
+
+    #[test]
+    fn derived_ids_are_stable_v5() {
+        let id = derived_id("idea:4d2f");
+        assert_eq!(id, derived_id("idea:4d2f"));
+        assert_ne!(id, derived_id("idea:4d2f#1"));
+        assert_eq!(id.get_version_num(), 5);
+    }
+
+    #[test]
+    fn split_groups_share_a_group_and_know_their_place() {
+        let event = || Envelope::new(Event::default(), MessageType::Event, "idea", "here");
+        let mut events = vec![event(), event(), event()];
+        link_split_group(&mut events, "g-1");
+        for (index, event) in events.iter().enumerate() {
+            assert_eq!(event.meta.uuid.groups(), ["g-1"]);
+            assert_eq!(
+                event.meta.split(),
+                Some(Split {
+                    index: index as u64,
+                    count: 3
+                })
+            );
+        }
     }
 
     #[test]

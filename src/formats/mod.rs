@@ -6,6 +6,7 @@
 
 pub mod intelmq;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::envelope::Envelope;
@@ -51,6 +52,13 @@ impl EncodeContext {
     }
 }
 
+/// IntelMQ's `raw` for a decoded native message: base64 of its JSON text,
+/// as IntelMQ parsers keep the line they parsed.
+pub fn raw_field(message: &Value) -> Value {
+    let text = message.to_string();
+    Value::String(base64::engine::general_purpose::STANDARD.encode(text))
+}
+
 /// A message format the bridge translates from and to.
 pub trait Format: Send + Sync {
     /// The name used on the command line and in `meta.format`.
@@ -85,6 +93,8 @@ pub struct Registry {
 
 impl Registry {
     /// The formats this build supports. Adding a format means adding it here.
+    /// Recognition tries them in this order, so the permissive flat IntelMQ
+    /// check comes last.
     pub fn standard() -> Self {
         Registry {
             formats: vec![Box::new(intelmq::IntelMq)],
