@@ -128,24 +128,30 @@ struct Rejects {
 }
 
 impl Rejects {
+    /// Reports on stderr as `<label>: <error>` and keeps the input.
     fn reject(
         &mut self,
+        label: &str,
         positions: &[usize],
         stage: Stage,
         error: &Error,
         input: DeadInput<'_>,
     ) -> Result<()> {
-        let places: Vec<String> = positions.iter().map(usize::to_string).collect();
-        let noun = if positions.len() == 1 {
-            "record"
-        } else {
-            "records"
-        };
-        eprintln!("{noun} {}: {error}", places.join(", "));
+        eprintln!("{label}: {error}");
         self.count += positions.len();
         self.file
             .write(&dead_letter::entry(positions, stage, error, input))?;
         Ok(())
+    }
+}
+
+/// How a record is named in messages: its position, and its line where
+/// that differs (blank lines, pretty-printed documents).
+fn place(record: &Record) -> String {
+    if record.line == record.position {
+        format!("record {}", record.position)
+    } else {
+        format!("record {} (line {})", record.position, record.line)
     }
 }
 
@@ -201,7 +207,15 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
             Err(error) => {
                 let mut positions = positions;
                 positions.dedup();
+                let places: Vec<String> = positions.iter().map(usize::to_string).collect();
+                let noun = if positions.len() == 1 {
+                    "record"
+                } else {
+                    "records"
+                };
+                let label = format!("{noun} {}", places.join(", "));
                 rejects.reject(
+                    &label,
                     &positions,
                     Stage::Encode,
                     &error,
@@ -225,7 +239,8 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
             }
             Err(error) => {
                 let input = DeadInput::Bytes(&record.bytes);
-                rejects.reject(&[record.position], Stage::Decode, &error, input)?;
+                let label = place(&record);
+                rejects.reject(&label, &[record.position], Stage::Decode, &error, input)?;
             }
         }
     }
@@ -265,7 +280,7 @@ fn validate(args: ValidateArgs) -> Result<Summary> {
         match checked {
             Ok(()) => summary.accepted += 1,
             Err(error) => {
-                eprintln!("record {}: {error}", record.position);
+                eprintln!("{}: {error}", place(&record));
                 summary.rejected += 1;
             }
         }

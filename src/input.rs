@@ -13,6 +13,8 @@ use std::io::{self, BufRead};
 pub struct Record {
     /// 1-based place of the record in the input.
     pub position: usize,
+    /// 1-based line of the input on which the record starts.
+    pub line: usize,
     /// The record's bytes, as they arrived.
     pub bytes: Vec<u8>,
 }
@@ -31,6 +33,8 @@ pub struct Records<R> {
     reader: R,
     mode: Mode,
     position: usize,
+    /// Newlines consumed so far.
+    newlines: usize,
 }
 
 impl<R: BufRead> Records<R> {
@@ -40,15 +44,25 @@ impl<R: BufRead> Records<R> {
             reader,
             mode: Mode::Start,
             position: 0,
+            newlines: 0,
         }
     }
 
-    fn record(&mut self, bytes: Vec<u8>) -> Option<Record> {
+    fn record(&mut self, line: usize, bytes: Vec<u8>) -> Option<Record> {
         self.position += 1;
         Some(Record {
             position: self.position,
+            line,
             bytes,
         })
+    }
+
+    /// Consumes `count` bytes of the reader's buffer, counting newlines.
+    fn consume(&mut self, count: usize) -> io::Result<()> {
+        let buffer = self.reader.fill_buf()?;
+        self.newlines += buffer[..count].iter().filter(|b| **b == b'\n').count();
+        self.reader.consume(count);
+        Ok(())
     }
 
     fn next_record(&mut self) -> io::Result<Option<Record>> {
@@ -58,10 +72,11 @@ impl<R: BufRead> Records<R> {
                 Mode::Start => match self.skip_whitespace()? {
                     None => self.mode = Mode::Done,
                     Some(b'[') => {
-                        self.reader.consume(1);
+                        self.consume(1)?;
                         self.mode = Mode::Array;
                     }
                     Some(_) => {
+                        let line = self.newlines + 1;
                         let (bytes, spans_lines) = self.scan_value()?;
                         let alone_on_line = self.rest_of_line_is_blank()?;
                         self.mode = if !spans_lines && alone_on_line {
@@ -69,7 +84,7 @@ impl<R: BufRead> Records<R> {
                         } else {
                             Mode::Values
                         };
-                        return Ok(self.record(bytes));
+                        return Ok(self.record(line, bytes));
                     }
                 },
                 Mode::Lines => {
@@ -78,10 +93,11 @@ impl<R: BufRead> Records<R> {
                         self.mode = Mode::Done;
                         continue;
                     }
+                    self.newlines += 1;
                     let text = line.trim_ascii();
                     if !text.is_empty() {
                         let bytes = text.to_vec();
-                        return Ok(self.record(bytes));
+                        return Ok(self.record(self.newlines, bytes));
                     }
                 }
                 Mode::Values => {
@@ -89,8 +105,9 @@ impl<R: BufRead> Records<R> {
                         self.mode = Mode::Done;
                         continue;
                     }
+                    let line = self.newlines + 1;
                     let (bytes, _) = self.scan_value()?;
-                    return Ok(self.record(bytes));
+                    return Ok(self.record(line, bytes));
                 }
                 Mode::Array => match self.skip_whitespace()? {
                     None => {
@@ -99,14 +116,15 @@ impl<R: BufRead> Records<R> {
                             "input ends inside the top-level JSON array",
                         ))
                     }
-                    Some(b',') => self.reader.consume(1),
+                    Some(b',') => self.consume(1)?,
                     Some(b']') => {
-                        self.reader.consume(1);
+                        self.consume(1)?;
                         self.mode = Mode::Values;
                     }
                     Some(_) => {
+                        let line = self.newlines + 1;
                         let (bytes, _) = self.scan_value()?;
-                        return Ok(self.record(bytes));
+                        return Ok(self.record(line, bytes));
                     }
                 },
             }
@@ -123,12 +141,12 @@ impl<R: BufRead> Records<R> {
             match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
                 Some(at) => {
                     let byte = buffer[at];
-                    self.reader.consume(at);
+                    self.consume(at)?;
                     return Ok(Some(byte));
                 }
                 None => {
                     let all = buffer.len();
-                    self.reader.consume(all);
+                    self.consume(all)?;
                 }
             }
         }
@@ -143,10 +161,10 @@ impl<R: BufRead> Records<R> {
             };
             match byte {
                 b'\n' => {
-                    self.reader.consume(1);
+                    self.consume(1)?;
                     return Ok(true);
                 }
-                b' ' | b'\t' | b'\r' => self.reader.consume(1),
+                b' ' | b'\t' | b'\r' => self.consume(1)?,
                 _ => return Ok(false),
             }
         }
@@ -167,13 +185,13 @@ impl<R: BufRead> Records<R> {
             match scan.feed(buffer) {
                 Some(end) => {
                     bytes.extend_from_slice(&buffer[..end]);
-                    self.reader.consume(end);
+                    self.consume(end)?;
                     return Ok((bytes, scan.newline));
                 }
                 None => {
                     let all = buffer.len();
                     bytes.extend_from_slice(buffer);
-                    self.reader.consume(all);
+                    self.consume(all)?;
                 }
             }
         }
@@ -296,6 +314,20 @@ mod tests {
             .map(|record| record.unwrap().position)
             .collect();
         assert_eq!(positions, [1, 2, 3]);
+    }
+
+    #[test]
+    fn lines_are_counted_from_one() {
+        let input = "\n{\"a\": 1}\n\n{\"b\": 2}\n";
+        let lines: Vec<usize> = Records::new(input.as_bytes())
+            .map(|record| record.unwrap().line)
+            .collect();
+        assert_eq!(lines, [2, 4]);
+        let pretty = "[\n  {},\n  {\n  }\n]";
+        let lines: Vec<usize> = Records::new(pretty.as_bytes())
+            .map(|record| record.unwrap().line)
+            .collect();
+        assert_eq!(lines, [2, 3]);
     }
 
     #[test]
