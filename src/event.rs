@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::harmonization::{FieldType, Harmonization, MessageType, EXTRA};
+use crate::harmonization::{Harmonization, MessageType, EXTRA};
 
 const TAXONOMY: &str = "classification.taxonomy";
 const TYPE: &str = "classification.type";
@@ -33,7 +33,7 @@ impl Event {
             fields: Map::with_capacity(fields.len()),
         };
         for (key, value) in fields {
-            event.set(kind, &key, value, harmonization)?;
+            event.insert_checked(kind, key, value, harmonization)?;
         }
         event.complete_classification(harmonization);
         Ok(event)
@@ -48,15 +48,23 @@ impl Event {
         value: Value,
         harmonization: &Harmonization,
     ) -> Result<()> {
-        let Some(value) = harmonization.accept(kind, key, value)? else {
-            self.fields.remove(key);
+        self.insert_checked(kind, key.to_owned(), value, harmonization)
+    }
+
+    /// [`Event::set`] for a key the caller already owns, so it is not copied.
+    fn insert_checked(
+        &mut self,
+        kind: MessageType,
+        key: String,
+        value: Value,
+        harmonization: &Harmonization,
+    ) -> Result<()> {
+        let Some(value) = harmonization.accept(kind, &key, value)? else {
+            self.fields.shift_remove(&key);
             return Ok(());
         };
-        let is_dict = harmonization
-            .spec(kind, key)
-            .is_some_and(|spec| spec.kind == FieldType::JsonDict);
         match value {
-            Value::Object(map) if is_dict && key == EXTRA => {
+            Value::Object(map) if key == EXTRA => {
                 for (sub, item) in map {
                     let sub_key = format!("{EXTRA}.{sub}");
                     if harmonization.spec(kind, &sub_key).is_none() {
@@ -66,7 +74,7 @@ impl Event {
                 }
             }
             value => {
-                self.fields.insert(key.to_owned(), value);
+                self.fields.insert(key, value);
             }
         }
         Ok(())

@@ -118,11 +118,29 @@ impl Classification {
     }
 }
 
+/// One message kind's fields, sorted by name: a binary search over a
+/// hundred names beats hashing every key of every event.
+#[derive(Debug)]
+struct FieldTable(Vec<(String, FieldSpec)>);
+
+impl FieldTable {
+    fn get(&self, key: &str) -> Option<&FieldSpec> {
+        self.0
+            .binary_search_by(|(name, _)| name.as_str().cmp(key))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_str())
+    }
+}
+
 /// IntelMQ's field tables for events and reports, plus the classification lists.
 #[derive(Debug)]
 pub struct Harmonization {
-    event: HashMap<String, FieldSpec>,
-    report: HashMap<String, FieldSpec>,
+    event: FieldTable,
+    report: FieldTable,
     /// The classification lists that two of the types check against.
     pub classification: Classification,
 }
@@ -202,7 +220,7 @@ impl Harmonization {
             MessageType::Event => &self.event,
             MessageType::Report => &self.report,
         };
-        table.keys().map(String::as_str)
+        table.names()
     }
 
     /// Checks `value` for `key` the way IntelMQ's `Message.add` does: as it is
@@ -265,8 +283,9 @@ impl FieldSpec {
     }
 }
 
-fn compile_table(raw: HashMap<String, RawSpec>) -> Result<HashMap<String, FieldSpec>> {
-    raw.into_iter()
+fn compile_table(raw: HashMap<String, RawSpec>) -> Result<FieldTable> {
+    let mut fields = raw
+        .into_iter()
         .map(|(name, spec)| {
             let source = match (spec.regex, spec.iregex) {
                 (Some(regex), _) => Some(regex),
@@ -285,7 +304,9 @@ fn compile_table(raw: HashMap<String, RawSpec>) -> Result<HashMap<String, FieldS
             };
             Ok((name, field))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    fields.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(FieldTable(fields))
 }
 
 /// IntelMQ's key rule for sub-keys: `^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$`.
