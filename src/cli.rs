@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
@@ -16,6 +17,7 @@ use crate::dead_letter::{self, DeadInput, DeadLetterFile, Stage};
 use crate::envelope::{Envelope, WireForm};
 use crate::error::{Error, Result};
 use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
+use crate::identity::{FileStore, Fingerprint, LoopGuard, RedisStore, SeenStore, Verdict};
 use crate::input::{Record, Records};
 use crate::pipeline::{GroupBuffer, Output, Translator};
 use crate::schema::Schema;
@@ -64,8 +66,45 @@ struct TranslateArgs {
     /// Append every rejected record, whole and with its reason, to this file.
     #[arg(long, value_name = "FILE")]
     dead_letter: Option<PathBuf>,
+    #[command(flatten)]
+    identity: IdentityArgs,
     /// Input file: one JSON document, a JSON array or JSON Lines [default: stdin].
     file: Option<PathBuf>,
+}
+
+/// Loop and duplicate detection: on when a seen-store is given.
+#[derive(Debug, Args)]
+struct IdentityArgs {
+    /// Drop duplicates and loops, remembering ids in this file across runs.
+    #[arg(long, value_name = "PATH", conflicts_with = "seen_redis")]
+    seen_db: Option<PathBuf>,
+    /// Drop duplicates and loops, remembering ids in Redis (shared by instances).
+    #[arg(long, value_name = "URL")]
+    seen_redis: Option<String>,
+    /// How long ids are remembered.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    retention_days: u64,
+    /// Add an `fp:` alternate id over the fields of mappings/identity/fingerprint.json,
+    /// so the same outside event imported by two instances is recognised.
+    #[arg(long)]
+    fingerprint: bool,
+}
+
+impl IdentityArgs {
+    /// The loop guard asked for, if any.
+    fn guard(&self, origin: &str) -> Result<Option<LoopGuard>> {
+        let retention = Duration::from_secs(self.retention_days.saturating_mul(24 * 3600));
+        let store: Box<dyn SeenStore> = match (&self.seen_db, &self.seen_redis) {
+            (Some(path), _) => Box::new(FileStore::open(path, retention)?),
+            (None, Some(url)) => {
+                let prefix = format!("intelmq-bridge:{origin}:seen:");
+                Box::new(RedisStore::connect(url, &prefix, retention)?)
+            }
+            (None, None) => return Ok(None),
+        };
+        let fingerprint = self.fingerprint.then(Fingerprint::standard);
+        Ok(Some(LoopGuard::new(origin, store, fingerprint)))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +230,8 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
         file: DeadLetterFile::open(args.dead_letter.as_deref())?,
         count: 0,
     };
+    let mut guard = args.identity.guard(&origin)?;
+    let (mut duplicates, mut loops) = (0, 0);
     let mut buffer = GroupBuffer::new(translator.merges_groups());
     let mut written = 0;
     let mut emit = |group: Vec<(usize, Envelope)>, rejects: &mut Rejects| -> Result<()> {
@@ -230,7 +271,19 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
         records += 1;
         let decoded = parse_record(&record).and_then(|value| translator.decode(value));
         match decoded {
-            Ok(envelopes) => {
+            Ok(mut envelopes) => {
+                let verdict = match &mut guard {
+                    Some(guard) => guard.admit(&mut envelopes)?,
+                    None => Verdict::New,
+                };
+                match verdict {
+                    Verdict::New => {}
+                    Verdict::Duplicate => duplicates += 1,
+                    Verdict::Loop => loops += 1,
+                }
+                if verdict != Verdict::New {
+                    continue;
+                }
                 for envelope in envelopes {
                     for group in buffer.push(record.position, envelope) {
                         emit(group, &mut rejects)?;
@@ -249,6 +302,12 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
     }
     out.flush()?;
     rejects.file.flush()?;
+    if let Some(guard) = &mut guard {
+        guard.flush()?;
+        if duplicates + loops > 0 {
+            eprintln!("dropped {duplicates} duplicates and {loops} loops");
+        }
+    }
     if rejects.count > 0 {
         eprintln!(
             "{records} records read, {written} messages written, {} records rejected",

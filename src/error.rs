@@ -41,6 +41,9 @@ pub enum Error {
     /// Reading input or writing output failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The seen-store (file or Redis) failed.
+    #[error("seen-store: {0}")]
+    Store(String),
     /// A schema or mapping file shipped with the bridge is broken.
     #[error("configuration: {0}")]
     Config(String),

@@ -9,6 +9,7 @@
 //! - [`harmonization`]: IntelMQ's field table and value types, as data.
 //! - [`formats`]: the [`formats::Format`] trait, one module per format, and
 //!   the [`formats::Registry`] where formats are added.
+//! - [`identity`]: loop and duplicate detection, the seen-store, fingerprints.
 //! - [`pipeline`]: decode, hold split groups, encode; shared by every front end.
 //! - [`input`]: splitting a byte stream into records (document, array, JSON Lines).
 //! - [`dead_letter`]: keeping what cannot be handled, with its reason.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod formats;
 pub mod harmonization;
+pub mod identity;
 pub mod input;
 pub mod pipeline;
 pub mod schema;

@@ -92,6 +92,7 @@ pub(super) fn from_ail(value: Value, harmonization: &Harmonization) -> Result<En
         uuid: ids,
         links,
         extensions,
+        arrived: true,
     };
     let payload = payload_event(
         kind,

@@ -54,7 +54,7 @@ pub struct Envelope {
 }
 
 /// IEP04 `meta`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Meta {
     /// `meta.version`, always [`VERSION`].
     pub version: u64,
@@ -69,6 +69,22 @@ pub struct Meta {
     pub links: Option<Vec<Link>>,
     /// Every `x-*` key of `meta`, kept verbatim.
     pub extensions: Map<String, Value>,
+    /// Whether this meta arrived with the message (restored from an envelope
+    /// or a format's extension spot) rather than being made when the message
+    /// was decoded here. Only arrived meta can reveal a loop by its origin.
+    /// Not part of the wire form, and not compared by `==`.
+    pub arrived: bool,
+}
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version
+            && self.kind == other.kind
+            && self.format == other.format
+            && self.uuid == other.uuid
+            && self.links == other.links
+            && self.extensions == other.extensions
+    }
 }
 
 /// `meta.uuid`: who made the message and every id it is known by.
@@ -182,6 +198,7 @@ impl Meta {
             uuid: Ids::new(origin),
             links: None,
             extensions: Map::new(),
+            arrived: false,
         }
     }
 
@@ -246,6 +263,7 @@ impl Meta {
             uuid: uuid.ok_or_else(|| missing("meta.uuid"))?,
             links,
             extensions,
+            arrived: true,
         })
     }
 
