@@ -1,4 +1,5 @@
-//! The command line: `translate` and `validate` over files or stdin.
+//! The command line: `translate` and `validate` over files or stdin, and
+//! `serve`, whose service lives in [`crate::serve`].
 //!
 //! Exit status: 0 when every record went through, 1 when some were
 //! rejected (each reported on stderr, kept in `--dead-letter`), 2 for usage
@@ -17,7 +18,7 @@ use crate::dead_letter::{self, DeadInput, DeadLetterFile, Stage};
 use crate::envelope::{Envelope, WireForm};
 use crate::error::{Error, Result};
 use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
-use crate::identity::{FileStore, Fingerprint, LoopGuard, RedisStore, SeenStore, Verdict};
+use crate::identity::{LoopGuard, SeenLocation, Verdict};
 use crate::input::{Record, Records};
 use crate::pipeline::{GroupBuffer, Output, Translator};
 use crate::schema::Schema;
@@ -41,6 +42,27 @@ enum Command {
     Translate(TranslateArgs),
     /// Check messages against a format's rules, as its own tools would.
     Validate(ValidateArgs),
+    /// Run the gateway: from a configuration file (AMQP inputs and
+    /// partners), or without one an HTTP ingest that writes flat IntelMQ.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The TOML configuration (see examples/amqp.toml); without it, the
+    /// embedded default runs: no broker needed.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Embedded default: where to listen for POST /v1/events, /metrics and /healthz.
+    #[arg(long, value_name = "ADDR", default_value = crate::config::DEFAULT_LISTEN)]
+    listen: String,
+    /// Embedded default: where flat IntelMQ events go, as JSON Lines: `-`
+    /// for stdout, a file, or a directory (`output.jsonl` inside it).
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    output: PathBuf,
+    /// Embedded default: this instance's name [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    origin: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -94,16 +116,12 @@ impl IdentityArgs {
     /// The loop guard asked for, if any.
     fn guard(&self, origin: &str) -> Result<Option<LoopGuard>> {
         let retention = Duration::from_secs(self.retention_days.saturating_mul(24 * 3600));
-        let store: Box<dyn SeenStore> = match (&self.seen_db, &self.seen_redis) {
-            (Some(path), _) => Box::new(FileStore::open(path, retention)?),
-            (None, Some(url)) => {
-                let prefix = format!("intelmq-bridge:{origin}:seen:");
-                Box::new(RedisStore::connect(url, &prefix, retention)?)
-            }
+        let location = match (&self.seen_db, &self.seen_redis) {
+            (Some(path), _) => SeenLocation::File(path),
+            (None, Some(url)) => SeenLocation::Redis(url),
             (None, None) => return Ok(None),
         };
-        let fingerprint = self.fingerprint.then(Fingerprint::standard);
-        Ok(Some(LoopGuard::new(origin, store, fingerprint)))
+        LoopGuard::open(origin, location, retention, self.fingerprint).map(Some)
     }
 }
 
@@ -122,6 +140,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Translate(args) => translate(args),
         Command::Validate(args) => validate(args),
+        Command::Serve(args) => serve(args),
     };
     match outcome {
         Ok(summary) if summary.rejected == 0 => ExitCode::SUCCESS,
@@ -318,6 +337,12 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
         accepted: records.saturating_sub(rejects.count),
         rejected: rejects.count,
     })
+}
+
+fn serve(args: ServeArgs) -> Result<Summary> {
+    let origin = args.origin.unwrap_or_else(default_origin);
+    crate::serve::main(args.config.as_deref(), &origin, &args.listen, &args.output)?;
+    Ok(Summary::default())
 }
 
 fn validate(args: ValidateArgs) -> Result<Summary> {

@@ -44,6 +44,9 @@ pub enum Error {
     /// The seen-store (file or Redis) failed.
     #[error("seen-store: {0}")]
     Store(String),
+    /// A broker or network transport failed (the message is retried).
+    #[error("transport: {0}")]
+    Transport(String),
     /// A schema or mapping file shipped with the bridge is broken.
     #[error("configuration: {0}")]
     Config(String),

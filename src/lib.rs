@@ -14,20 +14,30 @@
 //! - [`input`]: splitting a byte stream into records (document, array, JSON Lines).
 //! - [`dead_letter`]: keeping what cannot be handled, with its reason.
 //! - [`schema`]: the JSON Schemas of `schemas/`, compiled once.
+//! - [`config`]: the `serve` configuration (TOML), checked at start.
+//! - [`gateway`]: what `serve` does to one message, whatever the transport.
+//! - [`transport`]: AMQP, HTTP and file inputs and outputs.
+//! - [`telemetry`]: the service's counters and logs, one variant per event.
+//! - [`serve`]: the `serve` command: tasks, signals, shutdown.
 //! - [`cli`]: the `intelmq-bridge` command line.
 //! - [`error`]: the crate-wide error type.
 
 pub mod cli;
+pub mod config;
 pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod formats;
+pub mod gateway;
 pub mod harmonization;
 pub mod identity;
 pub mod input;
 pub mod pipeline;
 pub mod schema;
+pub mod serve;
+pub mod telemetry;
+pub mod transport;
 
 pub use envelope::Envelope;
 pub use error::{Error, Result};

@@ -13,12 +13,24 @@ mod fingerprint;
 mod redis_store;
 mod store;
 
+use std::path::Path;
+use std::time::Duration;
+
 use crate::envelope::Envelope;
 use crate::error::Result;
 
 pub use fingerprint::Fingerprint;
 pub use redis_store::RedisStore;
 pub use store::{FileStore, SeenStore, DEFAULT_RETENTION};
+
+/// Where a seen-store lives.
+#[derive(Debug, Clone, Copy)]
+pub enum SeenLocation<'a> {
+    /// A local file, kept across restarts.
+    File(&'a Path),
+    /// A Redis server (URL), shared by several instances.
+    Redis(&'a str),
+}
 
 /// What the guard decided about one decoded message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +59,25 @@ impl LoopGuard {
             store,
             fingerprint,
         }
+    }
+
+    /// Opens the seen-store at `location` and builds a guard on it; the
+    /// one way the command line and the service set up identity.
+    pub fn open(
+        origin: &str,
+        location: SeenLocation<'_>,
+        retention: Duration,
+        fingerprint: bool,
+    ) -> Result<Self> {
+        let store: Box<dyn SeenStore> = match location {
+            SeenLocation::File(path) => Box::new(FileStore::open(path, retention)?),
+            SeenLocation::Redis(url) => {
+                let prefix = format!("intelmq-bridge:{origin}:seen:");
+                Box::new(RedisStore::connect(url, &prefix, retention)?)
+            }
+        };
+        let fingerprint = fingerprint.then(Fingerprint::standard);
+        Ok(LoopGuard::new(origin, store, fingerprint))
     }
 
     /// Judges the events decoded from one message together (events split
@@ -87,7 +118,6 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::harmonization::MessageType;
-    use std::time::Duration;
 
     fn guard(dir: &std::path::Path) -> LoopGuard {
         let store = FileStore::open(&dir.join("seen.redb"), DEFAULT_RETENTION).unwrap();

@@ -1,0 +1,571 @@
+//! The `serve` configuration: plain serde data read from TOML, checked once
+//! at start-up so that a mistake stops the service with a message naming
+//! the key (`partners[1].format: "misp" is not a known format`), never a
+//! surprise at the first message.
+//!
+//! The shape is documented, with an example, in `docs/serve.md` and
+//! `examples/amqp.toml`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum as _;
+use serde::Deserialize;
+
+use crate::envelope::WireForm;
+use crate::error::{Error, Result};
+use crate::formats::{intelmq, Registry};
+
+/// Where `/metrics` and `/healthz` (and the HTTP ingest) listen unless told.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Unacknowledged deliveries an AMQP input holds unless told.
+pub const DEFAULT_PREFETCH: u16 = 256;
+/// The AMQP broker unless told: RabbitMQ on this machine, default vhost.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The whole `serve` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This instance's name: the origin of events created here, and what a
+    /// returning event is recognised by.
+    pub origin: String,
+    /// The HTTP side: metrics, health, and the ingest of `http` inputs.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The seen-store for loop and duplicate detection; without it
+    /// no event is dropped as a loop or duplicate.
+    pub seen: Option<SeenConfig>,
+    /// Where events come from.
+    #[serde(default)]
+    pub inputs: Vec<InputConfig>,
+    /// Where events go, each in its own format.
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+    /// Which inputs feed which partners.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0: any free port).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+
+/// The seen-store: one local file, or Redis shared by several instances.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenConfig {
+    /// A local file (redb) that keeps ids across restarts.
+    pub path: Option<PathBuf>,
+    /// A Redis URL, e.g. `redis://127.0.0.1:6379/0`.
+    pub redis: Option<String>,
+    /// How long ids are remembered.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
+    /// Add an `fp:` alternate id over the fingerprint fields.
+    #[serde(default)]
+    pub fingerprint: bool,
+}
+
+fn default_retention_days() -> u64 {
+    7
+}
+
+/// How a queue is declared before use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Declare {
+    /// As IntelMQ 3.5 declares its pipeline queues: durable with
+    /// `x-queue-mode=lazy` (other arguments make RabbitMQ answer 406).
+    Intelmq,
+    /// Durable, no arguments.
+    Durable,
+    /// Only check that it exists, whatever its arguments.
+    Passive,
+}
+
+/// The transports an input can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputTransport {
+    /// An AMQP queue.
+    Amqp,
+    /// `POST /v1/events` on the HTTP listener.
+    Http,
+}
+
+/// The transports a partner can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartnerTransport {
+    /// An AMQP exchange and routing key, or a queue.
+    Amqp,
+    /// JSON Lines appended to a file, or stdout (`-`).
+    File,
+}
+
+/// One source of events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Name used in routes, logs and metrics.
+    pub name: String,
+    /// The format expected, or `auto` to recognise each message (envelopes
+    /// are always recognised).
+    #[serde(default = "default_auto")]
+    pub format: String,
+    /// `amqp` (default) or `http`.
+    #[serde(default = "default_input_transport")]
+    pub transport: InputTransport,
+    /// AMQP broker URL.
+    #[serde(default = "default_amqp_url")]
+    pub url: String,
+    /// AMQP queue to consume.
+    pub queue: Option<String>,
+    /// Deliveries held unacknowledged at once.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// How the queue is declared.
+    #[serde(default = "default_declare")]
+    pub declare: Declare,
+    /// Queue for messages that cannot be translated [default: `<queue>.dead-letter`].
+    pub dead_letter_queue: Option<String>,
+}
+
+fn default_auto() -> String {
+    "auto".to_owned()
+}
+fn default_input_transport() -> InputTransport {
+    InputTransport::Amqp
+}
+fn default_amqp_url() -> String {
+    DEFAULT_AMQP_URL.to_owned()
+}
+fn default_prefetch() -> u16 {
+    DEFAULT_PREFETCH
+}
+fn default_declare() -> Declare {
+    Declare::Durable
+}
+
+impl InputConfig {
+    /// The queue consumed (checked present for AMQP inputs).
+    pub fn queue_name(&self) -> &str {
+        self.queue.as_deref().unwrap_or_default()
+    }
+
+    /// The dead-letter queue of this input.
+    pub fn dead_letter_name(&self) -> String {
+        match &self.dead_letter_queue {
+            Some(name) => name.clone(),
+            None => format!("{}.dead-letter", self.queue_name()),
+        }
+    }
+}
+
+/// One receiver of events, in its own format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Name used in routes, logs and metrics.
+    pub name: String,
+    /// The format the partner reads.
+    pub format: String,
+    /// For `intelmq`: carry the IEP04 meta in `extra.iep04` of the flat
+    /// event, so ids survive a hop through IntelMQ bots.
+    #[serde(default)]
+    pub meta: bool,
+    /// For `intelmq`: write whole envelopes (`iep04` or `ail`) instead of
+    /// flat events, for a partner that runs the bridge itself.
+    pub envelope: Option<String>,
+    /// `amqp` (default) or `file`.
+    #[serde(default = "default_partner_transport")]
+    pub transport: PartnerTransport,
+    /// AMQP broker URL.
+    #[serde(default = "default_amqp_url")]
+    pub url: String,
+    /// AMQP exchange ("" is the default exchange).
+    #[serde(default)]
+    pub exchange: String,
+    /// AMQP routing key (with `exchange`).
+    pub routing_key: Option<String>,
+    /// AMQP queue to publish into through the default exchange.
+    pub queue: Option<String>,
+    /// How `queue` is declared.
+    #[serde(default = "default_declare")]
+    pub declare: Declare,
+    /// For `file`: the JSON Lines file, `-` for stdout.
+    pub path: Option<PathBuf>,
+}
+
+fn default_partner_transport() -> PartnerTransport {
+    PartnerTransport::Amqp
+}
+
+impl PartnerConfig {
+    /// The output form asked for (checked valid at start).
+    pub fn wire_form(&self) -> Option<WireForm> {
+        self.envelope
+            .as_deref()
+            .and_then(|name| WireForm::from_str(name, true).ok())
+    }
+
+    /// Exchange and routing key a message for this partner is published with.
+    pub fn destination(&self) -> (&str, &str) {
+        match (&self.queue, &self.routing_key) {
+            (Some(queue), _) => ("", queue),
+            (None, Some(key)) => (&self.exchange, key),
+            (None, None) => (&self.exchange, ""),
+        }
+    }
+}
+
+/// Which partners an input feeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The input's name.
+    pub input: String,
+    /// The partners' names.
+    pub partners: Vec<String>,
+    /// Only events whose `classification.type` or `classification.taxonomy`
+    /// is one of these (all events when empty).
+    #[serde(default)]
+    pub classification: Vec<String>,
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path, registry: &Registry) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Self::parse(&text, registry).map_err(|e| match e {
+            Error::Config(message) => Error::Config(format!("{}: {message}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and checks TOML text.
+    pub fn parse(text: &str, registry: &Registry) -> Result<Self> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| Error::Config(e.to_string().trim().to_owned()))?;
+        config.check(registry)?;
+        Ok(config)
+    }
+
+    /// The embedded default: HTTP ingest on `listen`, any format in, flat
+    /// IntelMQ out as JSON Lines to `output` (`-` for stdout). Needs no broker.
+    pub fn embedded(origin: &str, listen: &str, output: &Path) -> Self {
+        let input = InputConfig {
+            name: "http".to_owned(),
+            format: default_auto(),
+            transport: InputTransport::Http,
+            url: default_amqp_url(),
+            queue: None,
+            prefetch: default_prefetch(),
+            declare: default_declare(),
+            dead_letter_queue: None,
+        };
+        let partner = PartnerConfig {
+            name: "output".to_owned(),
+            format: intelmq::NAME.to_owned(),
+            meta: false,
+            envelope: None,
+            transport: PartnerTransport::File,
+            url: default_amqp_url(),
+            exchange: String::new(),
+            routing_key: None,
+            queue: None,
+            declare: default_declare(),
+            path: Some(output.to_owned()),
+        };
+        Config {
+            origin: origin.to_owned(),
+            http: HttpConfig {
+                listen: listen.to_owned(),
+            },
+            seen: None,
+            routes: vec![RouteConfig {
+                input: input.name.clone(),
+                partners: vec![partner.name.clone()],
+                classification: Vec::new(),
+            }],
+            inputs: vec![input],
+            partners: vec![partner],
+        }
+    }
+
+    /// The listen address, parsed (checked at start).
+    pub fn listen_address(&self) -> Result<SocketAddr> {
+        self.http
+            .listen
+            .parse()
+            .map_err(|e| config_error("http.listen", &self.http.listen, &format!("{e}")))
+    }
+
+    /// Checks everything that can be checked without a broker.
+    pub fn check(&self, registry: &Registry) -> Result<()> {
+        if self.origin.trim().is_empty() {
+            return Err(Error::Config("origin: must not be empty".into()));
+        }
+        self.listen_address()?;
+        if let Some(seen) = &self.seen {
+            if seen.path.is_some() == seen.redis.is_some() {
+                return Err(Error::Config(
+                    "seen: give exactly one of seen.path and seen.redis".into(),
+                ));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, input) in self.inputs.iter().enumerate() {
+            let key = format!("inputs[{i}]");
+            unique(&mut names, &key, &input.name)?;
+            if input.format != "auto" {
+                known_format(registry, &format!("{key}.format"), &input.format)?;
+            }
+            if input.transport == InputTransport::Amqp {
+                required(&key, "queue", input.queue.as_deref())?;
+                amqp_url(&format!("{key}.url"), &input.url)?;
+                if input.prefetch == 0 {
+                    return Err(Error::Config(format!("{key}.prefetch: must be at least 1")));
+                }
+            }
+        }
+        let http_inputs = self
+            .inputs
+            .iter()
+            .filter(|input| input.transport == InputTransport::Http)
+            .count();
+        if http_inputs > 1 {
+            return Err(Error::Config(
+                "inputs: at most one input can use transport \"http\"".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, partner) in self.partners.iter().enumerate() {
+            self.check_partner(registry, &format!("partners[{i}]"), partner, &mut names)?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            self.check_route(&format!("routes[{i}]"), route)?;
+        }
+        Ok(())
+    }
+
+    fn check_partner(
+        &self,
+        registry: &Registry,
+        key: &str,
+        partner: &PartnerConfig,
+        names: &mut HashSet<String>,
+    ) -> Result<()> {
+        unique(names, key, &partner.name)?;
+        known_format(registry, &format!("{key}.format"), &partner.format)?;
+        if let Some(form) = &partner.envelope {
+            if partner.wire_form().is_none() {
+                return Err(config_error(
+                    &format!("{key}.envelope"),
+                    form,
+                    "is not iep04 or ail",
+                ));
+            }
+        }
+        if (partner.envelope.is_some() || partner.meta) && partner.format != intelmq::NAME {
+            return Err(Error::Config(format!(
+                "{key}: meta and envelope apply to format \"intelmq\" only"
+            )));
+        }
+        match partner.transport {
+            PartnerTransport::Amqp => {
+                amqp_url(&format!("{key}.url"), &partner.url)?;
+                match (&partner.queue, &partner.routing_key) {
+                    (Some(_), Some(_)) => Err(Error::Config(format!(
+                        "{key}: give either queue or routing_key, not both"
+                    ))),
+                    (None, None) => Err(Error::Config(format!(
+                        "{key}: missing queue or routing_key"
+                    ))),
+                    (Some(_), None) if !partner.exchange.is_empty() => Err(Error::Config(format!(
+                        "{key}.exchange: a queue is published to through the default exchange; use routing_key with an exchange"
+                    ))),
+                    _ => Ok(()),
+                }
+            }
+            PartnerTransport::File => required(key, "path", partner.path.as_ref()).map(drop),
+        }
+    }
+
+    fn check_route(&self, key: &str, route: &RouteConfig) -> Result<()> {
+        let Some(input) = self.input(&route.input) else {
+            return Err(config_error(
+                &format!("{key}.input"),
+                &route.input,
+                "is not the name of an input",
+            ));
+        };
+        if route.partners.is_empty() {
+            return Err(Error::Config(format!("{key}.partners: must not be empty")));
+        }
+        for (j, name) in route.partners.iter().enumerate() {
+            let Some(partner) = self.partner(name) else {
+                return Err(config_error(
+                    &format!("{key}.partners[{j}]"),
+                    name,
+                    "is not the name of a partner",
+                ));
+            };
+            if input.transport == InputTransport::Http
+                && partner.transport != PartnerTransport::File
+            {
+                return Err(config_error(
+                    &format!("{key}.partners[{j}]"),
+                    name,
+                    "an http input can feed file partners only",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The input called `name`.
+    pub fn input(&self, name: &str) -> Option<&InputConfig> {
+        self.inputs.iter().find(|input| input.name == name)
+    }
+
+    /// The partner called `name`.
+    pub fn partner(&self, name: &str) -> Option<&PartnerConfig> {
+        self.partners.iter().find(|partner| partner.name == name)
+    }
+}
+
+fn config_error(key: &str, value: &str, reason: &str) -> Error {
+    Error::Config(format!("{key}: {value:?} {reason}"))
+}
+
+fn unique(names: &mut HashSet<String>, key: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::Config(format!("{key}.name: must not be empty")));
+    }
+    if !names.insert(name.to_owned()) {
+        return Err(config_error(&format!("{key}.name"), name, "is used twice"));
+    }
+    Ok(())
+}
+
+fn required<T>(key: &str, field: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| Error::Config(format!("{key}.{field}: missing")))
+}
+
+fn known_format(registry: &Registry, key: &str, name: &str) -> Result<()> {
+    registry.get(name).map(drop).map_err(|_| {
+        config_error(
+            key,
+            name,
+            &format!("is not a known format ({})", registry.names().join(", ")),
+        )
+    })
+}
+
+fn amqp_url(key: &str, url: &str) -> Result<()> {
+    url.parse::<lapin::uri::AMQPUri>()
+        .map(drop)
+        .map_err(|e| config_error(key, url, &format!("is not an AMQP URL: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, &Registry::standard())
+    }
+
+    const GOOD: &str = r#"
+        origin = "cert-a"
+        [[inputs]]
+        name = "in"
+        queue = "bridge-queue"
+        declare = "intelmq"
+        [[partners]]
+        name = "p1"
+        format = "intelmq"
+        queue = "out-queue"
+        [[partners]]
+        name = "p2"
+        format = "intelmq"
+        meta = true
+        exchange = "x"
+        routing_key = "k"
+        [[routes]]
+        input = "in"
+        partners = ["p1", "p2"]
+    "#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.inputs[0].prefetch, DEFAULT_PREFETCH);
+        assert_eq!(
+            config.inputs[0].dead_letter_name(),
+            "bridge-queue.dead-letter"
+        );
+        assert_eq!(config.partners[0].destination(), ("", "out-queue"));
+        assert_eq!(config.partners[1].destination(), ("x", "k"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = GOOD.replacen(
+            "format = \"intelmq\"\n        meta",
+            "format = \"misp\"\n        meta",
+            1,
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains(r#"partners[1].format: "misp" is not a known format"#),
+            "{error}"
+        );
+        let bad = GOOD.replace("partners = [\"p1\", \"p2\"]", "partners = [\"p1\", \"p3\"]");
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains(r#"routes[0].partners[1]: "p3" is not the name of a partner"#),
+            "{error}"
+        );
+        let bad = GOOD.replace("queue = \"bridge-queue\"", "");
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(error.contains("inputs[0].queue: missing"), "{error}");
+        let bad = GOOD.replace("declare = \"intelmq\"", "declare = \"lazy\"");
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(error.contains("declare"), "{error}");
+    }
+
+    #[test]
+    fn the_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/amqp.toml");
+        let config = Config::load(&path, &Registry::standard()).unwrap();
+        assert_eq!(config.routes[0].classification.len(), 3);
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let config = Config::embedded("here", DEFAULT_LISTEN, Path::new("-"));
+        config.check(&Registry::standard()).unwrap();
+    }
+}

@@ -1,0 +1,340 @@
+//! The transport-free heart of `serve`: what happens to one message between
+//! an input and the partners it is routed to. Decode it (an envelope, or a
+//! native message in the input's format or recognised by shape), ask the
+//! loop guard, filter by classification, and encode it once per partner.
+//!
+//! Transports ([`crate::transport`]) feed bytes in and deliver what comes
+//! out; the [`Gateway`] knows no transport and no format, only the
+//! [`Registry`] and the [`Translator`].
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::{Config, SeenConfig};
+use crate::dead_letter::Stage;
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
+use crate::identity::{LoopGuard, SeenLocation, Verdict};
+use crate::pipeline::{GroupBuffer, Output, Translator};
+use crate::telemetry::{Counted, Telemetry};
+
+/// Every format of this build, shared by all of the service's tasks.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::standard)
+}
+
+/// What became of one input message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Decoded and encoded: deliver these, then acknowledge. Encodings that
+    /// failed for some partner are in `failures` (for the dead letters).
+    Routed {
+        /// Encoded messages, per partner.
+        deliveries: Vec<Delivery>,
+        /// Partners the message could not be encoded for.
+        failures: Vec<Failure>,
+    },
+    /// A loop or a duplicate: acknowledge and forget.
+    Dropped(Verdict),
+    /// It could not be decoded: dead-letter it.
+    Undecodable(Failure),
+}
+
+/// Encoded messages for one partner.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Index of the partner in the configuration.
+    pub partner: usize,
+    /// The native messages, as JSON text.
+    pub messages: Vec<Vec<u8>>,
+}
+
+/// Why a message could not go through, for a dead-letter entry.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Where it failed.
+    pub stage: Stage,
+    /// The partner it could not be encoded for (encode stage only).
+    pub partner: Option<String>,
+    /// The error, naming the field and value.
+    pub reason: String,
+}
+
+struct InputPlan {
+    name: String,
+    decoder: Translator<'static>,
+    routes: Vec<(usize, Vec<String>)>,
+}
+
+struct PartnerPlan {
+    name: String,
+    format: &'static str,
+    encoder: Translator<'static>,
+}
+
+/// The configured translation service: inputs, partners, routes and the
+/// loop guard, shared by every transport task.
+pub struct Gateway {
+    inputs: Vec<InputPlan>,
+    partners: Vec<PartnerPlan>,
+    guard: Option<Mutex<LoopGuard>>,
+    telemetry: std::sync::Arc<Telemetry>,
+}
+
+impl Gateway {
+    /// Builds the service from a checked configuration; opens the seen-store.
+    pub fn new(config: &Config, telemetry: std::sync::Arc<Telemetry>) -> Result<Self> {
+        let registry = registry();
+        let origin = config.origin.as_str();
+        // The decoder's target is never used: decoding only reads `from`.
+        let any = registry.get(intelmq::NAME)?;
+        let inputs = config
+            .inputs
+            .iter()
+            .map(|input| {
+                let from = match input.format.as_str() {
+                    "auto" => None,
+                    name => Some(registry.get(name)?),
+                };
+                let routes = config
+                    .routes
+                    .iter()
+                    .filter(|route| route.input == input.name)
+                    .flat_map(|route| {
+                        route.partners.iter().filter_map(|name| {
+                            let index = config.partners.iter().position(|p| &p.name == name)?;
+                            Some((index, route.classification.clone()))
+                        })
+                    })
+                    .collect();
+                Ok(InputPlan {
+                    name: input.name.clone(),
+                    decoder: Translator::new(
+                        registry,
+                        from,
+                        any,
+                        Output::Native,
+                        DecodeContext::new(origin),
+                        EncodeContext::new(origin),
+                    ),
+                    routes,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let partners = config
+            .partners
+            .iter()
+            .map(|partner| {
+                let to = registry.get(&partner.format)?;
+                let mut encode_context = EncodeContext::new(origin);
+                encode_context.meta_in_extra = partner.meta;
+                let output = partner.wire_form().map_or(Output::Native, Output::Envelope);
+                Ok(PartnerPlan {
+                    name: partner.name.clone(),
+                    format: to.name(),
+                    encoder: Translator::new(
+                        registry,
+                        None,
+                        to,
+                        output,
+                        DecodeContext::new(origin),
+                        encode_context,
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let guard = config
+            .seen
+            .as_ref()
+            .map(|seen| open_guard(origin, seen).map(Mutex::new))
+            .transpose()?;
+        Ok(Gateway {
+            inputs,
+            partners,
+            guard,
+            telemetry,
+        })
+    }
+
+    /// The service's counters.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// The name of partner `index`.
+    pub fn partner_name(&self, index: usize) -> &str {
+        &self.partners[index].name
+    }
+
+    /// The format of partner `index`.
+    pub fn partner_format(&self, index: usize) -> &'static str {
+        self.partners[index].format
+    }
+
+    /// The name of input `index`.
+    pub fn input_name(&self, index: usize) -> &str {
+        &self.inputs[index].name
+    }
+
+    /// The partners input `index` is routed to (each once).
+    pub fn routed_partners(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        let routes = &self.inputs[index].routes;
+        routes
+            .iter()
+            .enumerate()
+            .filter(|(i, (partner, _))| !routes[..*i].iter().any(|(p, _)| p == partner))
+            .map(|(_, (partner, _))| *partner)
+    }
+
+    /// Index of the input called `name`.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|input| input.name == name)
+    }
+
+    /// Translates one message that arrived on input `input`. A message the
+    /// broker redelivers may already be in the seen-store from the attempt
+    /// that did not finish, so for it only loops are dropped.
+    pub fn process(&self, input: usize, body: &[u8], redelivered: bool) -> Result<Outcome> {
+        let plan = &self.inputs[input];
+        let decoded = serde_json::from_slice::<Value>(body)
+            .map_err(Error::from)
+            .and_then(|message| plan.decoder.decode(message));
+        let mut events = match decoded {
+            Ok(events) => events,
+            Err(error) => {
+                self.telemetry.record(Counted::Received {
+                    input: &plan.name,
+                    format: "unknown",
+                });
+                return Ok(Outcome::Undecodable(Failure {
+                    stage: Stage::Decode,
+                    partner: None,
+                    reason: error.to_string(),
+                }));
+            }
+        };
+        let format = events
+            .first()
+            .and_then(|event| registry().get(&event.meta.format).ok())
+            .map_or("unknown", |format| format.name());
+        self.telemetry.record(Counted::Received {
+            input: &plan.name,
+            format,
+        });
+        if events.len() > 1 {
+            self.telemetry.record(Counted::Split {
+                input: &plan.name,
+                format,
+                events: events.len() as u64,
+            });
+        }
+        if let Some(guard) = &self.guard {
+            let verdict = guard
+                .lock()
+                .map_err(|_| Error::Store("the loop guard's lock is poisoned".into()))?
+                .admit(&mut events)?;
+            let dropped = match verdict {
+                Verdict::New => false,
+                Verdict::Duplicate => !redelivered,
+                Verdict::Loop => true,
+            };
+            if dropped {
+                self.telemetry.record(Counted::Dropped {
+                    input: &plan.name,
+                    verdict,
+                });
+                return Ok(Outcome::Dropped(verdict));
+            }
+        }
+        let mut deliveries = Vec::new();
+        let mut failures = Vec::new();
+        for (partner, classification) in &plan.routes {
+            let chosen: Vec<Envelope> = events
+                .iter()
+                .filter(|event| passes(event, classification))
+                .cloned()
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            match self.encode(*partner, chosen) {
+                Ok(messages) => deliveries.push(Delivery {
+                    partner: *partner,
+                    messages,
+                }),
+                Err(error) => failures.push(Failure {
+                    stage: Stage::Encode,
+                    partner: Some(self.partners[*partner].name.clone()),
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        Ok(Outcome::Routed {
+            deliveries,
+            failures,
+        })
+    }
+
+    /// Encodes the events of one message for partner `index`, handing a
+    /// merging format whole split groups.
+    fn encode(&self, index: usize, events: Vec<Envelope>) -> Result<Vec<Vec<u8>>> {
+        let plan = &self.partners[index];
+        let mut buffer = GroupBuffer::new(plan.encoder.merges_groups());
+        let mut groups = Vec::new();
+        for event in events {
+            groups.extend(buffer.push((), event));
+        }
+        groups.extend(buffer.drain());
+        let mut messages = Vec::new();
+        for group in groups {
+            let envelopes: Vec<Envelope> = group.into_iter().map(|(_, event)| event).collect();
+            for message in plan.encoder.encode(&envelopes)? {
+                messages.push(serde_json::to_vec(&message)?);
+            }
+        }
+        self.telemetry.record(Counted::Translated {
+            partner: &plan.name,
+            format: plan.format,
+            messages: messages.len() as u64,
+        });
+        Ok(messages)
+    }
+
+    /// Makes the seen-store durable; called periodically and at shutdown.
+    pub fn flush(&self) -> Result<()> {
+        if let Some(guard) = &self.guard {
+            guard
+                .lock()
+                .map_err(|_| Error::Store("the loop guard's lock is poisoned".into()))?
+                .flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an event passes a route's classification filter.
+fn passes(event: &Envelope, classification: &[String]) -> bool {
+    classification.is_empty()
+        || ["classification.type", "classification.taxonomy"]
+            .iter()
+            .filter_map(|key| event.payload.get_str(key))
+            .any(|value| classification.iter().any(|wanted| wanted == value))
+}
+
+fn open_guard(origin: &str, seen: &SeenConfig) -> Result<LoopGuard> {
+    let retention = Duration::from_secs(seen.retention_days.saturating_mul(24 * 3600));
+    let location = match (&seen.path, &seen.redis) {
+        (Some(path), _) => SeenLocation::File(path),
+        (None, Some(url)) => SeenLocation::Redis(url),
+        (None, None) => {
+            return Err(Error::Config(
+                "seen: give exactly one of seen.path and seen.redis".into(),
+            ))
+        }
+    };
+    LoopGuard::open(origin, location, retention, seen.fingerprint)
+}

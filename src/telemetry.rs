@@ -1,0 +1,303 @@
+//! What the service counts and logs, in one place: each counted event is
+//! one variant of [`Counted`], recorded through [`Telemetry::record`], which
+//! both bumps its Prometheus counter and writes a structured log line. The
+//! logic that translates and transports never formats metrics itself.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use crate::dead_letter::Stage;
+use crate::identity::Verdict;
+
+/// One event the service counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Counted<'a> {
+    /// A message arrived on an input and was decoded as `format`
+    /// (`unknown` when it could not be decoded).
+    Received {
+        /// The input's name.
+        input: &'a str,
+        /// The format it was decoded as.
+        format: &'a str,
+    },
+    /// A decoded message was split into `events` linked events (more than one).
+    Split {
+        /// The input's name.
+        input: &'a str,
+        /// The format it was decoded as.
+        format: &'a str,
+        /// How many events it became.
+        events: u64,
+    },
+    /// A message was dropped as a loop or a duplicate.
+    Dropped {
+        /// The input's name.
+        input: &'a str,
+        /// Why: [`Verdict::Loop`] or [`Verdict::Duplicate`].
+        verdict: Verdict,
+    },
+    /// A message (or its encoding for one partner) went to the dead letters.
+    DeadLettered {
+        /// The input's name.
+        input: &'a str,
+        /// Where it failed.
+        stage: Stage,
+    },
+    /// Messages were encoded for a partner.
+    Translated {
+        /// The partner's name.
+        partner: &'a str,
+        /// The partner's format.
+        format: &'a str,
+        /// How many native messages were written.
+        messages: u64,
+    },
+    /// Messages were delivered to a partner (confirmed by the broker, or
+    /// written and flushed).
+    Published {
+        /// The partner's name.
+        partner: &'a str,
+        /// The partner's format.
+        format: &'a str,
+        /// How many.
+        messages: u64,
+    },
+    /// A delivery to a partner failed (nack, unroutable, I/O); the input
+    /// message is returned to its queue.
+    PublishFailed {
+        /// The partner's name, or the dead-letter queue.
+        partner: &'a str,
+    },
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The counters and gauges of one running service, rendered for Prometheus.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
+    connected: Mutex<BTreeMap<String, bool>>,
+}
+
+/// Metric name prefix.
+const PREFIX: &str = "intelmq_bridge_";
+
+/// Help text per counter, in the order they are rendered.
+const HELP: &[(&str, &str)] = &[
+    (
+        "received_total",
+        "Messages received, by input and decoded format.",
+    ),
+    (
+        "split_events_total",
+        "Events produced by splitting multi-value messages.",
+    ),
+    ("dropped_total", "Messages dropped as loops or duplicates."),
+    (
+        "dead_lettered_total",
+        "Messages sent to the dead letters, by stage.",
+    ),
+    (
+        "translated_total",
+        "Native messages encoded, by partner and format.",
+    ),
+    (
+        "published_total",
+        "Messages delivered and confirmed, by partner and format.",
+    ),
+    (
+        "publish_failed_total",
+        "Deliveries that failed and were retried.",
+    ),
+];
+
+impl Telemetry {
+    /// A service's telemetry, all counters at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts (and logs) one event.
+    pub fn record(&self, event: Counted<'_>) {
+        let (name, labels, amount): (&'static str, Labels, u64) = match event {
+            Counted::Received { input, format } => {
+                tracing::debug!(input, format, "received");
+                (
+                    "received_total",
+                    vec![("input", input.into()), ("format", format.into())],
+                    1,
+                )
+            }
+            Counted::Split {
+                input,
+                format,
+                events,
+            } => {
+                tracing::debug!(input, format, events, "split");
+                (
+                    "split_events_total",
+                    vec![("input", input.into()), ("format", format.into())],
+                    events,
+                )
+            }
+            Counted::Dropped { input, verdict } => {
+                let reason = match verdict {
+                    Verdict::Loop => "loop",
+                    Verdict::Duplicate => "duplicate",
+                    Verdict::New => "new",
+                };
+                tracing::info!(input, reason, "dropped");
+                (
+                    "dropped_total",
+                    vec![("input", input.into()), ("reason", reason.into())],
+                    1,
+                )
+            }
+            Counted::DeadLettered { input, stage } => (
+                "dead_lettered_total",
+                vec![("input", input.into()), ("stage", stage.name().into())],
+                1,
+            ),
+            Counted::Translated {
+                partner,
+                format,
+                messages,
+            } => (
+                "translated_total",
+                vec![("partner", partner.into()), ("format", format.into())],
+                messages,
+            ),
+            Counted::Published {
+                partner,
+                format,
+                messages,
+            } => (
+                "published_total",
+                vec![("partner", partner.into()), ("format", format.into())],
+                messages,
+            ),
+            Counted::PublishFailed { partner } => {
+                tracing::warn!(partner, "delivery failed; the input message is requeued");
+                ("publish_failed_total", vec![("partner", partner.into())], 1)
+            }
+        };
+        if let Ok(mut counters) = self.counters.lock() {
+            *counters.entry((name, labels)).or_default() += amount;
+        }
+    }
+
+    /// Notes whether an input is connected to its broker (for `/healthz`
+    /// and the `input_up` gauge).
+    pub fn set_connected(&self, input: &str, up: bool) {
+        if let Ok(mut connected) = self.connected.lock() {
+            connected.insert(input.to_owned(), up);
+        }
+    }
+
+    /// Whether every input that reported is connected.
+    pub fn healthy(&self) -> bool {
+        self.connected
+            .lock()
+            .map(|connected| connected.values().all(|up| *up))
+            .unwrap_or(false)
+    }
+
+    /// The value of one counter (for tests and the benchmark).
+    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let Ok(counters) = self.counters.lock() else {
+            return 0;
+        };
+        counters
+            .iter()
+            .filter(|((metric, metric_labels), _)| {
+                *metric == name
+                    && labels.iter().all(|(key, value)| {
+                        metric_labels.iter().any(|(k, v)| k == key && v == value)
+                    })
+            })
+            .map(|(_, value)| value)
+            .sum()
+    }
+
+    /// Every counter and gauge in Prometheus's text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(counters) = self.counters.lock() {
+            for (name, help) in HELP {
+                let _ = writeln!(out, "# HELP {PREFIX}{name} {help}");
+                let _ = writeln!(out, "# TYPE {PREFIX}{name} counter");
+                for ((metric, labels), value) in counters.iter() {
+                    if metric == name {
+                        let _ = writeln!(out, "{PREFIX}{name}{} {value}", label_text(labels));
+                    }
+                }
+            }
+        }
+        if let Ok(connected) = self.connected.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP {PREFIX}input_up Whether an input is connected to its broker."
+            );
+            let _ = writeln!(out, "# TYPE {PREFIX}input_up gauge");
+            for (input, up) in connected.iter() {
+                let labels = vec![("input", input.clone())];
+                let _ = writeln!(
+                    out,
+                    "{PREFIX}input_up{} {}",
+                    label_text(&labels),
+                    u8::from(*up)
+                );
+            }
+        }
+        out
+    }
+}
+
+/// `{key="value",...}` with Prometheus's escapes.
+fn label_text(labels: &Labels) -> String {
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(key, value)| {
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{key}=\"{escaped}\"")
+        })
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_as_prometheus_text() {
+        let telemetry = Telemetry::new();
+        let received = Counted::Received {
+            input: "in\"1",
+            format: "intelmq",
+        };
+        telemetry.record(received);
+        telemetry.record(received);
+        telemetry.record(Counted::Published {
+            partner: "p",
+            format: "idea",
+            messages: 3,
+        });
+        telemetry.set_connected("in\"1", true);
+        let text = telemetry.render();
+        assert!(
+            text.contains("intelmq_bridge_received_total{input=\"in\\\"1\",format=\"intelmq\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("intelmq_bridge_published_total{partner=\"p\",format=\"idea\"} 3"));
+        assert!(text.contains("intelmq_bridge_input_up{input=\"in\\\"1\"} 1"));
+        assert_eq!(telemetry.count("published_total", &[("partner", "p")]), 3);
+        assert!(telemetry.healthy());
+        telemetry.set_connected("other", false);
+        assert!(!telemetry.healthy());
+    }
+}
