@@ -87,6 +87,8 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()
                 ingest = Some(index);
             }
             InputTransport::Amqp => {
+                // Unhealthy until the input has connected.
+                gateway.telemetry().set_connected(&input.name, false);
                 let task = AmqpInput::new(gateway.clone(), index, input.clone(), partners.clone());
                 tasks.spawn(task.run(shutdown.clone()));
             }

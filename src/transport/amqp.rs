@@ -153,15 +153,10 @@ impl AmqpInput {
         };
         let input_outlet = channel(&connection).await?;
         confirm(&input_outlet).await?;
-        // The dead letters keep IntelMQ's queue arguments when the input does.
-        let dead_letter_declare = match self.config.declare {
-            Declare::Passive => Declare::Durable,
-            other => other,
-        };
-        declare_queue(
-            &input_outlet,
+        ensure_queue(
+            &connection,
             &self.config.dead_letter_name(),
-            dead_letter_declare,
+            self.config.declare,
         )
         .await?;
         outlets
@@ -480,6 +475,23 @@ pub async fn declare_queue(channel: &Channel, queue: &str, declare: Declare) -> 
         .await
         .map(drop)
         .map_err(|e| transport_error(&format!("queue.declare {queue}"), e))
+}
+
+/// Makes sure `queue` exists: an existing queue is used whatever its
+/// arguments (a passive check on a channel of its own, since a failed check
+/// closes the channel); a missing one is created durable, lazy when
+/// `declare` asks for IntelMQ's arguments.
+async fn ensure_queue(connection: &Connection, queue: &str, declare: Declare) -> Result<()> {
+    let probe = channel(connection).await?;
+    if declare_queue(&probe, queue, Declare::Passive).await.is_ok() {
+        let _ = probe.close(200, "".into()).await;
+        return Ok(());
+    }
+    let create = match declare {
+        Declare::Intelmq => Declare::Intelmq,
+        Declare::Durable | Declare::Passive => Declare::Durable,
+    };
+    declare_queue(&channel(connection).await?, queue, create).await
 }
 
 /// The URL without its password, for messages.

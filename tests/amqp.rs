@@ -1,0 +1,771 @@
+//! `serve` against the real RabbitMQ on 127.0.0.1:5672 (guest/guest): the
+//! bridge runs as its own process, the test publishes and reads with lapin.
+//! Each test uses its own uniquely named queues and deletes them at the end.
+//!
+//! Without a broker these tests print "skipped: no RabbitMQ", unless `CI`
+//! is set, where they must run (`.ci/services` starts one).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use intelmq_bridge::formats::Registry;
+use intelmq_bridge::transport::amqp::headers;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use serde_json::{json, Value};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const ORIGIN: &str = "cert-test";
+
+/// Whether the broker is there; in CI its absence is a failure.
+fn broker_available() -> bool {
+    if TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(1))
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but RabbitMQ is not reachable on 127.0.0.1:5672"
+    );
+    println!("skipped: no RabbitMQ");
+    false
+}
+
+/// Names unique to one test run.
+fn unique(name: &str) -> String {
+    format!(
+        "ib-test-{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    )
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A test's broker side: a connection, a confirming channel, and the queues
+/// to delete at the end.
+struct Broker {
+    connection: Connection,
+    channel: Channel,
+    queues: Vec<String>,
+}
+
+impl Broker {
+    async fn connect() -> Self {
+        let connection = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Broker {
+            connection,
+            channel,
+            queues: Vec::new(),
+        }
+    }
+
+    /// Declares a durable queue, IntelMQ-style (`lazy`) when asked, and
+    /// remembers it for deletion.
+    async fn queue(&mut self, name: &str, intelmq: bool) {
+        let mut arguments = FieldTable::default();
+        if intelmq {
+            arguments.insert("x-queue-mode".into(), AMQPValue::LongString("lazy".into()));
+        }
+        self.channel
+            .queue_declare(name.into(), QueueDeclareOptions::durable(), arguments)
+            .await
+            .unwrap();
+        self.forget_later(name);
+    }
+
+    fn forget_later(&mut self, name: &str) {
+        if !self.queues.iter().any(|q| q == name) {
+            self.queues.push(name.to_owned());
+        }
+    }
+
+    /// Publishes every body to `queue`, persistent, and waits for the confirms.
+    async fn publish(&self, queue: &str, bodies: &[Vec<u8>]) {
+        let properties = BasicProperties::default().with_delivery_mode(2);
+        for body in bodies {
+            let _confirm = self
+                .channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties.clone(),
+                )
+                .await
+                .unwrap();
+        }
+        assert!(self.channel.wait_for_confirms().await.unwrap().is_empty());
+    }
+
+    async fn depth(&self, queue: &str) -> u32 {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let channel = self.connection.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .unwrap();
+        let _ = channel.close(200, "".into()).await;
+        queue.message_count()
+    }
+
+    /// Reads messages from `queue` until `done` says so or `timeout` passes.
+    async fn collect(
+        &self,
+        queue: &str,
+        timeout: Duration,
+        done: impl Fn(&[(Value, FieldTable)]) -> bool,
+    ) -> Vec<(Value, FieldTable)> {
+        let channel = self.connection.create_channel().await.unwrap();
+        let options = BasicConsumeOptions {
+            no_ack: true,
+            ..BasicConsumeOptions::default()
+        };
+        let mut consumer = channel
+            .basic_consume(
+                queue.into(),
+                unique("reader").as_str().into(),
+                options,
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while !done(&got) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, consumer.next()).await {
+                Ok(Some(Ok(delivery))) => {
+                    let body = serde_json::from_slice(&delivery.data).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&delivery.data).into_owned())
+                    });
+                    let headers = delivery.properties.headers().clone().unwrap_or_default();
+                    got.push((body, headers));
+                }
+                _ => break,
+            }
+        }
+        let _ = channel.close(200, "".into()).await;
+        got
+    }
+
+    async fn delete_all(self) {
+        for queue in &self.queues {
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = self.connection.close(200, "".into()).await;
+    }
+}
+
+/// A running `intelmq-bridge serve` process.
+struct Bridge {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Bridge {
+    fn start(config: &Path, port: u16, log: &Path) -> Self {
+        let stderr = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let bridge = Bridge {
+            child,
+            port,
+            log: log.to_owned(),
+        };
+        bridge.wait_healthy();
+        bridge
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())?;
+        Some((status, body))
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some((200, _)) = self.get("/healthz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "bridge never became healthy:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// A counter's value, summed over the series that have `labels`.
+    fn metric(&self, name: &str, labels: &[&str]) -> u64 {
+        let (_, text) = self.get("/metrics").unwrap();
+        text.lines()
+            .filter(|line| line.starts_with(&format!("intelmq_bridge_{name}{{")))
+            .filter(|line| labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "bridge did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash would: no draining, no flushing.
+    fn kill_9(self) {
+        drop(self);
+    }
+}
+
+/// A test that fails must not leave its bridge running.
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The TOML of a one-input configuration.
+fn config(
+    dir: &Path,
+    port: u16,
+    input: &str,
+    input_extra: &str,
+    partners: &[(&str, &str)],
+    seen: bool,
+) -> PathBuf {
+    let mut text = format!("origin = \"{ORIGIN}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    if seen {
+        text += &format!("[seen]\npath = \"{}\"\n", dir.join("seen.redb").display());
+    }
+    text += &format!(
+        "[[inputs]]\nname = \"in\"\nurl = \"{URL}\"\nqueue = \"{input}\"\nprefetch = 200\n{input_extra}\n"
+    );
+    for (name, body) in partners {
+        text += &format!("[[partners]]\nname = \"{name}\"\nurl = \"{URL}\"\n{body}\n");
+    }
+    let names: Vec<String> = partners
+        .iter()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect();
+    text += &format!(
+        "[[routes]]\ninput = \"in\"\npartners = [{}]\n",
+        names.join(", ")
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The valid IntelMQ fixtures as flat events.
+fn intelmq_fixtures() -> Vec<serde_json::Map<String, Value>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/intelmq/valid");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter_map(
+            |path| match serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() {
+                Value::Object(map) => Some(map),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// Valid fixtures of every other format this build knows (added by their
+/// adapters), sent as they are.
+fn other_format_fixtures() -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    for name in Registry::standard().names() {
+        if name == "intelmq" {
+            continue;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name)
+            .join("valid");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for path in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
+        {
+            messages.push(std::fs::read(path).unwrap());
+        }
+    }
+    messages
+}
+
+/// Message `seq` of the mix: a flat IntelMQ event, or every third an IEP04
+/// envelope with a known id; each carries `extra.test_seq`.
+fn mixed_message(fixtures: &[serde_json::Map<String, Value>], seq: usize) -> Vec<u8> {
+    let mut event = fixtures[seq % fixtures.len()].clone();
+    event.insert("extra.test_seq".into(), json!(seq));
+    let message = if seq % 3 == 0 {
+        event.remove("__type");
+        json!({
+            "meta": {
+                "version": 1,
+                "type": "event",
+                "format": "intelmq",
+                "uuid": {"origin": "cert-elsewhere", "id": uuid::Uuid::now_v7().to_string(), "related": [], "group": [], "alternate": []},
+            },
+            "payload": event,
+        })
+    } else {
+        Value::Object(event)
+    };
+    serde_json::to_vec(&message).unwrap()
+}
+
+/// `extra.test_seq` of an output message, flat or envelope.
+fn seq_of(message: &Value) -> Option<u64> {
+    message
+        .get("extra.test_seq")
+        .or_else(|| message.pointer("/payload/extra.test_seq"))?
+        .as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_mixed_messages_reach_two_partners() {
+    if !broker_available() {
+        return;
+    }
+    const COUNT: usize = 10_000;
+    let dir = temp_dir("mixed");
+    let (input, flat, envelopes) = (unique("in"), unique("flat"), unique("env"));
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    broker.forget_later(&flat);
+    broker.forget_later(&envelopes);
+    let port = free_port();
+    let flat_partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{flat}\"");
+    let envelope_partner =
+        format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{envelopes}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "format = \"auto\"",
+        &[("flat", &flat_partner), ("envelopes", &envelope_partner)],
+        true,
+    );
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+
+    let fixtures = intelmq_fixtures();
+    let mut bodies: Vec<Vec<u8>> = (0..COUNT)
+        .map(|seq| mixed_message(&fixtures, seq))
+        .collect();
+    let others = other_format_fixtures();
+    bodies.extend(others.iter().cloned());
+    broker.publish(&input, &bodies).await;
+
+    let expected: BTreeSet<u64> = (0..COUNT as u64).collect();
+    let enough = |got: &[(Value, FieldTable)]| got.len() >= COUNT + others.len();
+    let flat_out = broker
+        .collect(&flat, Duration::from_secs(120), enough)
+        .await;
+    let envelope_out = broker
+        .collect(&envelopes, Duration::from_secs(60), enough)
+        .await;
+
+    let registry = Registry::standard();
+    let context = intelmq_bridge::formats::DecodeContext::new("checker");
+    let intelmq = registry.get("intelmq").unwrap();
+    let mut flat_seqs = BTreeSet::new();
+    for (message, _) in &flat_out {
+        assert_eq!(message["__type"], "Event", "{message}");
+        assert!(message.get("meta").is_none() && message.get("payload").is_none());
+        // Only harmonization keys, as an IntelMQ bot demands; the meta in extra.
+        intelmq
+            .validate(message, &context)
+            .unwrap_or_else(|e| panic!("{e}: {message}"));
+        assert!(message.get("extra.iep04").is_some(), "{message}");
+        if let Some(seq) = seq_of(message) {
+            flat_seqs.insert(seq);
+        }
+    }
+    let mut envelope_seqs = BTreeSet::new();
+    for (message, _) in &envelope_out {
+        assert!(message.pointer("/meta/uuid/id").is_some(), "{message}");
+        if let Some(seq) = seq_of(message) {
+            envelope_seqs.insert(seq);
+            if seq % 3 == 0 {
+                assert_eq!(
+                    message.pointer("/meta/uuid/origin").unwrap(),
+                    "cert-elsewhere"
+                );
+            } else {
+                assert_eq!(message.pointer("/meta/uuid/origin").unwrap(), ORIGIN);
+            }
+        }
+    }
+    assert_eq!(flat_seqs, expected, "flat partner");
+    assert_eq!(envelope_seqs, expected, "envelope partner");
+    assert!(flat_out.len() >= COUNT + others.len());
+    assert_eq!(
+        bridge.metric("published_total", &["partner=\"flat\""]) as usize,
+        flat_out.len()
+    );
+    assert_eq!(bridge.metric("dead_lettered_total", &[]), 0);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_go_to_the_dead_letter_queue_with_reasons() {
+    if !broker_available() {
+        return;
+    }
+    let dir = temp_dir("dead");
+    let (input, output) = (unique("in"), unique("out"));
+    let dead = format!("{input}.dead-letter");
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&dead);
+    broker.forget_later(&output);
+    let port = free_port();
+    let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "format = \"intelmq\"",
+        &[("out", &partner)],
+        false,
+    );
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+
+    let mut good = intelmq_fixtures()[0].clone();
+    good.insert("extra.test_seq".into(), json!(1));
+    let bodies = vec![
+        b"this is not JSON".to_vec(),
+        br#"{"__type": "Event", "source.ip": "999.1.1.1"}"#.to_vec(),
+        br#"{"__type": "Event", "no.such.field": 1}"#.to_vec(),
+        serde_json::to_vec(&good).unwrap(),
+    ];
+    broker.publish(&input, &bodies).await;
+    let dead_letters = broker
+        .collect(&dead, Duration::from_secs(20), |got| got.len() >= 3)
+        .await;
+    let delivered = broker
+        .collect(&output, Duration::from_secs(20), |got| !got.is_empty())
+        .await;
+
+    assert_eq!(dead_letters.len(), 3);
+    let header = |headers: &FieldTable, key: &str| match headers.inner().get(key) {
+        Some(AMQPValue::LongString(text)) => text.to_string(),
+        other => panic!("{key}: {other:?}"),
+    };
+    let reasons: BTreeMap<String, String> = dead_letters
+        .iter()
+        .map(|(body, headers)| {
+            assert_eq!(header(headers, headers::STAGE), "decode");
+            assert_eq!(header(headers, headers::INPUT_QUEUE), input);
+            (body.to_string(), header(headers, headers::REASON))
+        })
+        .collect();
+    assert!(
+        reasons[r#""this is not JSON""#].starts_with("not JSON"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .values()
+            .any(|r| r.contains("source.ip") && r.contains("999.1.1.1")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.values().any(|r| r.contains("no.such.field")),
+        "{reasons:?}"
+    );
+    // The good message behind the poison ones went through.
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(seq_of(&delivered[0].0), Some(1));
+    assert_eq!(
+        bridge.metric("dead_lettered_total", &["stage=\"decode\""]),
+        3
+    );
+    assert_eq!(broker.depth(&input).await, 0);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_and_a_duplicate_are_dropped() {
+    if !broker_available() {
+        return;
+    }
+    let dir = temp_dir("loop");
+    let (input, output) = (unique("in"), unique("out"));
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    broker.forget_later(&output);
+    let port = free_port();
+    let partner = format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{output}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "format = \"auto\"",
+        &[("out", &partner)],
+        true,
+    );
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+
+    let payload = {
+        let mut event = intelmq_fixtures()[0].clone();
+        event.remove("__type");
+        event
+    };
+    let envelope = |origin: &str, id: &str, seq: u64| {
+        let mut payload = payload.clone();
+        payload.insert("extra.test_seq".into(), json!(seq));
+        serde_json::to_vec(&json!({
+            "meta": {"version": 1, "type": "event", "format": "intelmq",
+                     "uuid": {"origin": origin, "id": id, "related": [], "group": [], "alternate": []}},
+            "payload": payload,
+        }))
+        .unwrap()
+    };
+    let (ours, theirs) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let bodies = vec![
+        envelope(ORIGIN, &ours, 1),     // came back around: a loop
+        envelope("cert-b", &theirs, 2), // new
+        envelope("cert-b", &theirs, 3), // the same id again: a duplicate
+        envelope("cert-b", &uuid::Uuid::now_v7().to_string(), 4), // new
+    ];
+    broker.publish(&input, &bodies).await;
+    let delivered = broker
+        .collect(&output, Duration::from_secs(20), |got| got.len() >= 2)
+        .await;
+    // Nothing more arrives.
+    let late = broker
+        .collect(&output, Duration::from_millis(500), |_| false)
+        .await;
+    let seqs: Vec<u64> = delivered.iter().filter_map(|(m, _)| seq_of(m)).collect();
+    assert_eq!(seqs, [2, 4]);
+    assert!(late.is_empty());
+    assert_eq!(bridge.metric("dropped_total", &["reason=\"loop\""]), 1);
+    assert_eq!(bridge.metric("dropped_total", &["reason=\"duplicate\""]), 1);
+    assert_eq!(broker.depth(&input).await, 0);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_then_restart_loses_nothing() {
+    if !broker_available() {
+        return;
+    }
+    const COUNT: usize = 5_000;
+    let dir = temp_dir("kill");
+    let (input, output) = (unique("in"), unique("out"));
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    broker.forget_later(&output);
+    let fixtures = intelmq_fixtures();
+    let bodies: Vec<Vec<u8>> = (0..COUNT)
+        .map(|seq| mixed_message(&fixtures, seq))
+        .collect();
+    broker.publish(&input, &bodies).await;
+    let port = free_port();
+    let partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{output}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "format = \"auto\"",
+        &[("out", &partner)],
+        true,
+    );
+    let log = dir.join("bridge.log");
+
+    let first = Bridge::start(&path, port, &log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while broker.depth(&output).await < (COUNT / 5) as u32 {
+        assert!(Instant::now() < deadline, "the first run made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill_9();
+    let left = broker.depth(&input).await;
+    assert!(left > 0, "killed too late to test anything");
+
+    let second = Bridge::start(&path, port, &log);
+    let delivered = broker
+        .collect(&output, Duration::from_secs(120), |got| {
+            got.iter()
+                .filter_map(|(m, _)| seq_of(m))
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= COUNT
+        })
+        .await;
+    let seqs: BTreeSet<u64> = delivered.iter().filter_map(|(m, _)| seq_of(m)).collect();
+    assert_eq!(
+        seqs,
+        (0..COUNT as u64).collect::<BTreeSet<_>>(),
+        "lost messages"
+    );
+    // At least once: only the unacknowledged window may come twice.
+    assert!(
+        delivered.len() <= COUNT + 200 + 50,
+        "{} delivered",
+        delivered.len()
+    );
+    assert!(second.stop().success());
+    broker.delete_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intelmq_declared_queues_are_read_and_written_without_a_406() {
+    if !broker_available() {
+        return;
+    }
+    let dir = temp_dir("intelmq");
+    // As IntelMQ 3.5 declares its pipeline: `<bot-id>-queue`, durable, lazy.
+    let (input, output) = (unique("bridge-queue"), unique("deduplicator-queue"));
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, true).await;
+    broker.queue(&output, true).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    let mut event = intelmq_fixtures()[1].clone();
+    event.insert("extra.test_seq".into(), json!(7));
+    for (round, declare) in ["intelmq", "passive"].iter().enumerate() {
+        let port = free_port();
+        let partner =
+            format!("format = \"intelmq\"\nqueue = \"{output}\"\ndeclare = \"{declare}\"");
+        let path = config(
+            &dir,
+            port,
+            &input,
+            &format!("format = \"intelmq\"\ndeclare = \"{declare}\""),
+            &[("intelmq", &partner)],
+            false,
+        );
+        let bridge = Bridge::start(&path, port, &dir.join(format!("bridge-{round}.log")));
+        broker
+            .publish(&input, &[serde_json::to_vec(&event).unwrap()])
+            .await;
+        let delivered = broker
+            .collect(&output, Duration::from_secs(20), |got| !got.is_empty())
+            .await;
+        assert_eq!(delivered.len(), 1, "{declare}");
+        let message = &delivered[0].0;
+        assert_eq!(message["__type"], "Event");
+        assert!(
+            message.get("extra.iep04").is_none(),
+            "meta not asked for: {message}"
+        );
+        assert_eq!(seq_of(message), Some(7));
+        assert!(bridge.stop().success());
+    }
+    // Declaring IntelMQ's queue with other arguments is what RabbitMQ refuses.
+    let port = free_port();
+    let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "declare = \"durable\"",
+        &[("intelmq", &partner)],
+        false,
+    );
+    let log = dir.join("bridge-406.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("PRECONDITION_FAILED")
+    {
+        assert!(Instant::now() < deadline, "expected a 406");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    broker.delete_all().await;
+}
