@@ -153,8 +153,10 @@ impl AmqpInput {
         };
         let input_outlet = channel(&connection).await?;
         confirm(&input_outlet).await?;
-        ensure_queue(
-            &connection,
+        // The dead letters are declared like the input queue: IntelMQ's
+        // arguments for an IntelMQ queue, and passively when the input is.
+        declare_queue(
+            &input_outlet,
             &self.config.dead_letter_name(),
             self.config.declare,
         )
@@ -475,23 +477,6 @@ pub async fn declare_queue(channel: &Channel, queue: &str, declare: Declare) -> 
         .await
         .map(drop)
         .map_err(|e| transport_error(&format!("queue.declare {queue}"), e))
-}
-
-/// Makes sure `queue` exists: an existing queue is used whatever its
-/// arguments (a passive check on a channel of its own, since a failed check
-/// closes the channel); a missing one is created durable, lazy when
-/// `declare` asks for IntelMQ's arguments.
-async fn ensure_queue(connection: &Connection, queue: &str, declare: Declare) -> Result<()> {
-    let probe = channel(connection).await?;
-    if declare_queue(&probe, queue, Declare::Passive).await.is_ok() {
-        let _ = probe.close(200, "".into()).await;
-        return Ok(());
-    }
-    let create = match declare {
-        Declare::Intelmq => Declare::Intelmq,
-        Declare::Durable | Declare::Passive => Declare::Durable,
-    };
-    declare_queue(&channel(connection).await?, queue, create).await
 }
 
 /// The URL without its password, for messages.
