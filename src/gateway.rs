@@ -79,6 +79,7 @@ struct PartnerPlan {
 /// The configured translation service: inputs, partners, routes and the
 /// loop guard, shared by every transport task.
 pub struct Gateway {
+    origin: String,
     inputs: Vec<InputPlan>,
     partners: Vec<PartnerPlan>,
     guard: Option<Mutex<LoopGuard>>,
@@ -153,11 +154,17 @@ impl Gateway {
             .map(|seen| open_guard(origin, seen).map(Mutex::new))
             .transpose()?;
         Ok(Gateway {
+            origin: origin.to_owned(),
             inputs,
             partners,
             guard,
             telemetry,
         })
+    }
+
+    /// This instance's name.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The service's counters.
@@ -188,11 +195,6 @@ impl Gateway {
             .enumerate()
             .filter(|(i, (partner, _))| !routes[..*i].iter().any(|(p, _)| p == partner))
             .map(|(_, (partner, _))| *partner)
-    }
-
-    /// Index of the input called `name`.
-    pub fn input_index(&self, name: &str) -> Option<usize> {
-        self.inputs.iter().position(|input| input.name == name)
     }
 
     /// Translates one message that arrived on input `input`. A message the

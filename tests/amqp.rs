@@ -769,3 +769,99 @@ async fn intelmq_declared_queues_are_read_and_written_without_a_406() {
     let _ = child.wait();
     broker.delete_all().await;
 }
+
+/// Closes, from the broker's side, every connection whose name contains
+/// `needle`; false when `rabbitmqctl` is not at hand.
+fn close_connections(needle: &str) -> bool {
+    let Ok(listing) = Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "--quiet",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+    else {
+        return false;
+    };
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.contains(needle))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert!(!pids.is_empty(), "no connection named {needle}: {listing}");
+    for pid in pids {
+        let closed = Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: broker went away"])
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(closed.success());
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_reconnects_when_the_broker_drops_it() {
+    if !broker_available() {
+        return;
+    }
+    let dir = temp_dir("reconnect");
+    let (input, output) = (unique("in"), unique("out"));
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    broker.forget_later(&output);
+    let port = free_port();
+    let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "format = \"intelmq\"",
+        &[("out", &partner)],
+        false,
+    );
+    let origin = unique("origin");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(ORIGIN, &origin);
+    std::fs::write(&path, text).unwrap();
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let fixtures = intelmq_fixtures();
+    let bodies: Vec<Vec<u8>> = (0..200)
+        .map(|seq| {
+            let mut event = fixtures[seq % fixtures.len()].clone();
+            event.insert("extra.test_seq".into(), json!(seq));
+            serde_json::to_vec(&event).unwrap()
+        })
+        .collect();
+    broker.publish(&input, &bodies[..100]).await;
+    let first = broker
+        .collect(&output, Duration::from_secs(20), |got| got.len() >= 100)
+        .await;
+    assert_eq!(first.len(), 100);
+
+    if !close_connections(&origin) {
+        println!("skipped: no rabbitmqctl to drop the connection");
+        return;
+    }
+    broker.publish(&input, &bodies[100..]).await;
+    let second = broker
+        .collect(&output, Duration::from_secs(30), |got| got.len() >= 100)
+        .await;
+    let seqs: BTreeSet<u64> = first
+        .iter()
+        .chain(&second)
+        .filter_map(|(m, _)| seq_of(m))
+        .collect();
+    assert_eq!(seqs, (0..200).collect::<BTreeSet<_>>());
+    bridge.wait_healthy();
+    assert_eq!(bridge.metric("input_up", &[]), 1);
+    let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap();
+    assert!(log.contains("reconnecting"), "{log}");
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}

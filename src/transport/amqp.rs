@@ -140,7 +140,12 @@ impl AmqpInput {
     /// One connection's life: set up, consume, and on shutdown drain.
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
         let queue = self.config.queue_name();
-        let connection = connect(&self.config.url).await?;
+        let name = format!(
+            "intelmq-bridge {} input {}",
+            self.gateway.origin(),
+            self.config.name
+        );
+        let connection = connect(&self.config.url, &name).await?;
         let consuming = channel(&connection).await?;
         declare_queue(&consuming, queue, self.config.declare).await?;
         consuming
@@ -166,7 +171,7 @@ impl AmqpInput {
             .insert(self.config.url.clone(), input_outlet);
         for partner in self.amqp_partners() {
             if !outlets.channels.contains_key(&partner.url) {
-                let other = connect(&partner.url).await?;
+                let other = connect(&partner.url, &name).await?;
                 let outlet = channel(&other).await?;
                 confirm(&outlet).await?;
                 outlets.channels.insert(partner.url.clone(), outlet);
@@ -436,9 +441,11 @@ async fn publish(
     Ok(Box::pin(confirm))
 }
 
-/// Connects to the broker at `url`; must run inside the tokio runtime.
-pub async fn connect(url: &str) -> Result<Connection> {
-    Connection::connect(url, ConnectionProperties::default())
+/// Connects to the broker at `url`, naming the connection `name` for the
+/// broker's management tools; must run inside the tokio runtime.
+pub async fn connect(url: &str, name: &str) -> Result<Connection> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url, properties)
         .await
         .map_err(|e| transport_error(&redact(url), e))
 }
