@@ -363,8 +363,9 @@ impl Config {
         for (i, partner) in self.partners.iter().enumerate() {
             self.check_partner(registry, &format!("partners[{i}]"), partner, &mut names)?;
         }
+        let mut routed = HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
-            self.check_route(&format!("routes[{i}]"), route)?;
+            self.check_route(&format!("routes[{i}]"), route, &mut routed)?;
         }
         Ok(())
     }
@@ -412,7 +413,14 @@ impl Config {
         }
     }
 
-    fn check_route(&self, key: &str, route: &RouteConfig) -> Result<()> {
+    /// Checks one route; `routed` holds the (input, partner) pairs seen so
+    /// far, since a partner fed twice by one input would get every event twice.
+    fn check_route(
+        &self,
+        key: &str,
+        route: &RouteConfig,
+        routed: &mut HashSet<(String, String)>,
+    ) -> Result<()> {
         let Some(input) = self.input(&route.input) else {
             return Err(config_error(
                 &format!("{key}.input"),
@@ -438,6 +446,13 @@ impl Config {
                     &format!("{key}.partners[{j}]"),
                     name,
                     "an http input can feed file partners only",
+                ));
+            }
+            if !routed.insert((route.input.clone(), name.clone())) {
+                return Err(config_error(
+                    &format!("{key}.partners[{j}]"),
+                    name,
+                    &format!("is routed from input {:?} twice", route.input),
                 ));
             }
         }
@@ -551,6 +566,12 @@ mod tests {
         let bad = GOOD.replace("queue = \"bridge-queue\"", "");
         let error = parse(&bad).unwrap_err().to_string();
         assert!(error.contains("inputs[0].queue: missing"), "{error}");
+        let bad = GOOD.replace("partners = [\"p1\", \"p2\"]", "partners = [\"p1\", \"p1\"]");
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains(r#"routes[0].partners[1]: "p1" is routed from input "in" twice"#),
+            "{error}"
+        );
         let bad = GOOD.replace("declare = \"intelmq\"", "declare = \"lazy\"");
         let error = parse(&bad).unwrap_err().to_string();
         assert!(error.contains("declare"), "{error}");

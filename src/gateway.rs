@@ -187,14 +187,10 @@ impl Gateway {
         &self.inputs[index].name
     }
 
-    /// The partners input `index` is routed to (each once).
+    /// The partners input `index` is routed to (each once: the
+    /// configuration check refuses a partner routed twice from one input).
     pub fn routed_partners(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
-        let routes = &self.inputs[index].routes;
-        routes
-            .iter()
-            .enumerate()
-            .filter(|(i, (partner, _))| !routes[..*i].iter().any(|(p, _)| p == partner))
-            .map(|(_, (partner, _))| *partner)
+        self.inputs[index].routes.iter().map(|(partner, _)| *partner)
     }
 
     /// Translates one message that arrived on input `input`. A message the
@@ -339,4 +335,128 @@ fn open_guard(origin: &str, seen: &SeenConfig) -> Result<LoopGuard> {
         }
     };
     LoopGuard::open(origin, location, retention, seen.fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn gateway(extra: &str) -> Gateway {
+        let text = format!(
+            r#"
+            origin = "cert-a"
+            {extra}
+            [[inputs]]
+            name = "in"
+            queue = "q"
+            [[partners]]
+            name = "all"
+            format = "intelmq"
+            queue = "all"
+            [[partners]]
+            name = "scanners"
+            format = "intelmq"
+            envelope = "iep04"
+            queue = "scanners"
+            [[routes]]
+            input = "in"
+            partners = ["all"]
+            [[routes]]
+            input = "in"
+            partners = ["scanners"]
+            classification = ["scanner"]
+            "#
+        );
+        let config = Config::parse(&text, registry()).unwrap();
+        Gateway::new(&config, Arc::new(Telemetry::new())).unwrap()
+    }
+
+    fn deliveries(outcome: Outcome) -> Vec<(usize, usize)> {
+        match outcome {
+            Outcome::Routed {
+                deliveries,
+                failures,
+            } => {
+                assert!(failures.is_empty(), "{failures:?}");
+                deliveries
+                    .iter()
+                    .map(|d| (d.partner, d.messages.len()))
+                    .collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn routes_filter_by_classification() {
+        let gateway = gateway("");
+        let scanner =
+            br#"{"__type": "Event", "source.ip": "192.0.2.1", "classification.type": "scanner"}"#;
+        let phishing = br#"{"__type": "Event", "source.url": "http://example.com/", "classification.type": "phishing"}"#;
+        assert_eq!(
+            deliveries(gateway.process(0, scanner, false).unwrap()),
+            [(0, 1), (1, 1)]
+        );
+        assert_eq!(
+            deliveries(gateway.process(0, phishing, false).unwrap()),
+            [(0, 1)]
+        );
+        assert_eq!(gateway.routed_partners(0).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn undecodable_messages_name_the_field() {
+        let gateway = gateway("");
+        let outcome = gateway
+            .process(0, br#"{"source.ip": "999.1.1.1"}"#, false)
+            .unwrap();
+        let Outcome::Undecodable(failure) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(failure.stage, Stage::Decode);
+        assert!(failure.reason.contains("source.ip"), "{}", failure.reason);
+    }
+
+    #[test]
+    fn duplicates_are_dropped_unless_redelivered() {
+        let dir = std::env::temp_dir().join(format!("ib-gateway-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let seen = format!("[seen]\npath = \"{}\"", dir.join("seen.redb").display());
+        let gateway = gateway(&seen);
+        let envelope = |origin: &str| {
+            serde_json::to_vec(&serde_json::json!({
+                "meta": {"version": 1, "type": "event", "format": "intelmq",
+                         "uuid": {"origin": origin, "id": "0192f3a4-5b6c-7d8e-9f00-112233445566",
+                                  "related": [], "group": [], "alternate": []}},
+                "payload": {"source.ip": "192.0.2.1", "classification.type": "scanner"},
+            }))
+            .unwrap()
+        };
+        let theirs = envelope("cert-b");
+        assert_eq!(
+            deliveries(gateway.process(0, &theirs, false).unwrap()).len(),
+            2
+        );
+        assert!(matches!(
+            gateway.process(0, &theirs, false).unwrap(),
+            Outcome::Dropped(Verdict::Duplicate)
+        ));
+        // The broker's redelivery of a message whose first attempt did not finish.
+        assert_eq!(
+            deliveries(gateway.process(0, &theirs, true).unwrap()).len(),
+            2
+        );
+        assert!(matches!(
+            gateway.process(0, &envelope("cert-a"), true).unwrap(),
+            Outcome::Dropped(Verdict::Loop)
+        ));
+        let telemetry = gateway.telemetry();
+        assert_eq!(
+            telemetry.count("dropped_total", &[("reason", "duplicate")]),
+            1
+        );
+        assert_eq!(telemetry.count("dropped_total", &[("reason", "loop")]), 1);
+    }
 }
