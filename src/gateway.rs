@@ -190,7 +190,10 @@ impl Gateway {
     /// The partners input `index` is routed to (each once: the
     /// configuration check refuses a partner routed twice from one input).
     pub fn routed_partners(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
-        self.inputs[index].routes.iter().map(|(partner, _)| *partner)
+        self.inputs[index]
+            .routes
+            .iter()
+            .map(|(partner, _)| *partner)
     }
 
     /// Translates one message that arrived on input `input`. A message the

@@ -865,3 +865,92 @@ async fn the_bridge_reconnects_when_the_broker_drops_it() {
     assert!(bridge.stop().success());
     broker.delete_all().await;
 }
+
+/// The Python interpreter that has IntelMQ's package, if any.
+fn intelmq_python() -> Option<String> {
+    let python = std::env::var("INTELMQ_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let found = Command::new(&python)
+        .args(["-c", "import intelmq.lib.pipeline"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    found.then_some(python)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intelmq_bots_exchange_events_with_the_bridge_through_their_own_pipeline() {
+    if !broker_available() {
+        return;
+    }
+    let Some(python) = intelmq_python() else {
+        println!("skipped: IntelMQ's Python package is not installed (set INTELMQ_PYTHON)");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/intelmq/amqp_pipeline.py");
+    let dir = temp_dir("intelmq-python");
+    let (upstream, downstream) = (unique("bridge-queue"), unique("deduplicator-queue"));
+    let mut broker = Broker::connect().await;
+    for queue in [&upstream, &downstream] {
+        broker.forget_later(queue);
+    }
+    broker.forget_later(&format!("{upstream}.dead-letter"));
+    let port = free_port();
+    let partner = format!(
+        "format = \"intelmq\"\nmeta = true\nqueue = \"{downstream}\"\ndeclare = \"intelmq\""
+    );
+    let path = config(
+        &dir,
+        port,
+        &upstream,
+        "format = \"intelmq\"\ndeclare = \"intelmq\"",
+        &[("intelmq", &partner)],
+        true,
+    );
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+
+    let fixtures = intelmq_fixtures();
+    let mut lines = String::new();
+    for (seq, event) in fixtures.iter().enumerate() {
+        let mut event = event.clone();
+        event.insert("extra.test_seq".into(), json!(seq));
+        lines += &format!("{}\n", Value::Object(event));
+    }
+    // An IntelMQ bot whose destination queue the bridge consumes.
+    let mut sender = Command::new(&python)
+        .arg(&script)
+        .args(["send", &upstream])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sender
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(sender.wait().unwrap().success());
+    // The next bot, reading what the bridge wrote into its source queue.
+    let receiver = Command::new(&python)
+        .arg(&script)
+        .args(["receive", &downstream, &fixtures.len().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        receiver.status.success(),
+        "{}",
+        String::from_utf8_lossy(&receiver.stderr)
+    );
+    let received: Vec<Value> = String::from_utf8(receiver.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let seqs: BTreeSet<u64> = received.iter().filter_map(seq_of).collect();
+    assert_eq!(seqs, (0..fixtures.len() as u64).collect::<BTreeSet<_>>());
+    for event in &received {
+        // IntelMQ parsed the meta as its own `extra` data.
+        assert!(event.get("extra.iep04").is_some(), "{event}");
+    }
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
