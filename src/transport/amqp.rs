@@ -152,37 +152,7 @@ impl AmqpInput {
             .basic_qos(self.config.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| transport_error("basic.qos", e))?;
-        let mut connections = vec![];
-        let mut outlets = Outlets {
-            channels: HashMap::new(),
-        };
-        let input_outlet = channel(&connection).await?;
-        confirm(&input_outlet).await?;
-        // The dead letters are declared like the input queue: IntelMQ's
-        // arguments for an IntelMQ queue, and passively when the input is.
-        declare_queue(
-            &input_outlet,
-            &self.config.dead_letter_name(),
-            self.config.declare,
-        )
-        .await?;
-        outlets
-            .channels
-            .insert(self.config.url.clone(), input_outlet);
-        for partner in self.amqp_partners() {
-            if !outlets.channels.contains_key(&partner.url) {
-                let other = connect(&partner.url, &name).await?;
-                let outlet = channel(&other).await?;
-                confirm(&outlet).await?;
-                outlets.channels.insert(partner.url.clone(), outlet);
-                connections.push(other);
-            }
-            if let (Some(queue), Some(outlet)) =
-                (&partner.queue, outlets.channels.get(&partner.url))
-            {
-                declare_queue(outlet, queue, partner.declare).await?;
-            }
-        }
+        let (outlets, connections) = self.open_outlets(&connection, &name).await?;
         let tag = format!("intelmq-bridge-{}-{}", self.config.name, std::process::id());
         let mut consumer = consuming
             .basic_consume(
@@ -245,6 +215,48 @@ impl AmqpInput {
             let _ = other.close(200, "shutdown".into()).await;
         }
         outcome
+    }
+
+    /// Opens a confirming channel on the input's broker (for the dead
+    /// letters) and on every partner's, declaring the queues to publish
+    /// into; returns the channels and the extra connections it opened.
+    async fn open_outlets(
+        &self,
+        connection: &Connection,
+        name: &str,
+    ) -> Result<(Outlets, Vec<Connection>)> {
+        let mut connections = vec![];
+        let mut outlets = Outlets {
+            channels: HashMap::new(),
+        };
+        let input_outlet = channel(connection).await?;
+        confirm(&input_outlet).await?;
+        // The dead letters are declared like the input queue: IntelMQ's
+        // arguments for an IntelMQ queue, and passively when the input is.
+        declare_queue(
+            &input_outlet,
+            &self.config.dead_letter_name(),
+            self.config.declare,
+        )
+        .await?;
+        outlets
+            .channels
+            .insert(self.config.url.clone(), input_outlet);
+        for partner in self.amqp_partners() {
+            if !outlets.channels.contains_key(&partner.url) {
+                let other = connect(&partner.url, name).await?;
+                let outlet = channel(&other).await?;
+                confirm(&outlet).await?;
+                outlets.channels.insert(partner.url.clone(), outlet);
+                connections.push(other);
+            }
+            if let (Some(queue), Some(outlet)) =
+                (&partner.queue, outlets.channels.get(&partner.url))
+            {
+                declare_queue(outlet, queue, partner.declare).await?;
+            }
+        }
+        Ok((outlets, connections))
     }
 
     /// Partners this input routes to that are reached over AMQP.
