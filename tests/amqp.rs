@@ -259,6 +259,20 @@ impl Bridge {
             .sum()
     }
 
+    /// Waits for a counter to reach `value`: the bridge counts a delivery
+    /// when its confirm arrives, a moment after the message is visible.
+    fn wait_metric(&self, name: &str, labels: &[&str], value: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.metric(name, labels) < value {
+            assert!(
+                Instant::now() < deadline,
+                "{name} {labels:?} never reached {value}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(self.metric(name, labels), value, "{name} {labels:?}");
+    }
+
     /// SIGTERM, and the exit status.
     fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -476,9 +490,10 @@ async fn ten_thousand_mixed_messages_reach_two_partners() {
     assert_eq!(flat_seqs, expected, "flat partner");
     assert_eq!(envelope_seqs, expected, "envelope partner");
     assert!(flat_out.len() >= COUNT + others.len());
-    assert_eq!(
-        bridge.metric("published_total", &["partner=\"flat\""]) as usize,
-        flat_out.len()
+    bridge.wait_metric(
+        "published_total",
+        &["partner=\"flat\""],
+        flat_out.len() as u64,
     );
     assert_eq!(bridge.metric("dead_lettered_total", &[]), 0);
     assert!(bridge.stop().success());
@@ -555,10 +570,7 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_reasons() {
     // The good message behind the poison ones went through.
     assert_eq!(delivered.len(), 1);
     assert_eq!(seq_of(&delivered[0].0), Some(1));
-    assert_eq!(
-        bridge.metric("dead_lettered_total", &["stage=\"decode\""]),
-        3
-    );
+    bridge.wait_metric("dead_lettered_total", &["stage=\"decode\""], 3);
     assert_eq!(broker.depth(&input).await, 0);
     assert!(bridge.stop().success());
     broker.delete_all().await;
