@@ -203,7 +203,7 @@ impl Telemetry {
             .unwrap_or(false)
     }
 
-    /// The value of one counter (for tests and the benchmark).
+    /// The value of a counter, summed over the series that carry `labels`.
     pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let Ok(counters) = self.counters.lock() else {
             return 0;

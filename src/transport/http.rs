@@ -49,7 +49,7 @@ fn routes(
 ) -> BoxedFilter<(Response,)> {
     let metrics = {
         let gateway = gateway.clone();
-        warp::path("metrics").and(warp::get()).map(move || {
+        warp::path!("metrics").and(warp::get()).map(move || {
             warp::reply::with_header(
                 gateway.telemetry().render(),
                 warp::http::header::CONTENT_TYPE,
@@ -59,7 +59,7 @@ fn routes(
     };
     let health = {
         let gateway = gateway.clone();
-        warp::path("healthz")
+        warp::path!("healthz")
             .and(warp::get())
             .map(move || match gateway.telemetry().healthy() {
                 true => warp::reply::with_status("ok\n".to_owned(), StatusCode::OK),
