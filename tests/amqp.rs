@@ -1020,3 +1020,65 @@ async fn sigterm_mid_run_drains_in_flight_without_loss_or_duplicates() {
     assert!(second.stop().success());
     broker.delete_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_output_is_retried_until_a_queue_is_bound() {
+    if !broker_available() {
+        return;
+    }
+    let dir = temp_dir("unroutable");
+    let (input, output, key) = (unique("in"), unique("out"), unique("key"));
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    let port = free_port();
+    // Nothing is bound to amq.direct with this key yet.
+    let partner =
+        format!("format = \"intelmq\"\nexchange = \"amq.direct\"\nrouting_key = \"{key}\"");
+    let path = config(
+        &dir,
+        port,
+        &input,
+        "format = \"intelmq\"",
+        &[("direct", &partner)],
+        false,
+    );
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let mut event = intelmq_fixtures()[2].clone();
+    event.insert("extra.test_seq".into(), json!(5));
+    broker
+        .publish(&input, &[serde_json::to_vec(&event).unwrap()])
+        .await;
+
+    // The return counts as a failure: the input message is not acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bridge.metric("publish_failed_total", &["partner=\"direct\""]) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unroutable return was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(bridge.metric("published_total", &[]), 0);
+
+    broker.queue(&output, false).await;
+    broker
+        .channel
+        .queue_bind(
+            output.as_str().into(),
+            "amq.direct".into(),
+            key.as_str().into(),
+            lapin::options::QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let delivered = broker
+        .collect(&output, Duration::from_secs(20), |got| !got.is_empty())
+        .await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(seq_of(&delivered[0].0), Some(5));
+    bridge.wait_metric("published_total", &["partner=\"direct\""], 1);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
