@@ -7,7 +7,7 @@
 //! out; the [`Gateway`] knows no transport and no format, only the
 //! [`Registry`] and the [`Translator`].
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -199,7 +199,29 @@ impl Gateway {
     /// Translates one message that arrived on input `input`. A message the
     /// broker redelivers may already be in the seen-store from the attempt
     /// that did not finish, so for it only loops are dropped.
+    ///
+    /// A bug that panics on some message must not stop the input or bring
+    /// the message back forever: the panic is caught and the message goes
+    /// to the dead letters like any other it cannot translate.
     pub fn process(&self, input: usize, body: &[u8], redelivered: bool) -> Result<Outcome> {
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.translate(input, body, redelivered)
+        }));
+        attempt.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Ok(Outcome::Undecodable(Failure {
+                stage: Stage::Decode,
+                partner: None,
+                reason: format!("internal error while translating: {message}"),
+            }))
+        })
+    }
+
+    fn translate(&self, input: usize, body: &[u8], redelivered: bool) -> Result<Outcome> {
         let plan = &self.inputs[input];
         let decoded = serde_json::from_slice::<Value>(body)
             .map_err(Error::from)
@@ -236,7 +258,9 @@ impl Gateway {
         if let Some(guard) = &self.guard {
             let verdict = guard
                 .lock()
-                .map_err(|_| Error::Store("the loop guard's lock is poisoned".into()))?
+                // A caught panic may have poisoned the lock; the guard's
+                // state is a cache of the store and stays usable.
+                .unwrap_or_else(PoisonError::into_inner)
                 .admit(&mut events)?;
             let dropped = match verdict {
                 Verdict::New => false,
@@ -310,7 +334,7 @@ impl Gateway {
         if let Some(guard) = &self.guard {
             guard
                 .lock()
-                .map_err(|_| Error::Store("the loop guard's lock is poisoned".into()))?
+                .unwrap_or_else(PoisonError::into_inner)
                 .flush()?;
         }
         Ok(())
