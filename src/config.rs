@@ -146,7 +146,7 @@ pub struct InputConfig {
     /// How the queue is declared.
     #[serde(default = "default_declare")]
     pub declare: Declare,
-    /// Queue for messages that cannot be translated [default: `<queue>.dead-letter`].
+    /// Queue for messages that cannot be translated (default: `<queue>.dead-letter`).
     pub dead_letter_queue: Option<String>,
 }
 
