@@ -4,7 +4,7 @@
 //!
 //! - [`amqp`]: RabbitMQ queues in, exchanges and queues out (lapin).
 //! - [`http`]: `/metrics`, `/healthz` and the `POST /v1/events` ingest (warp).
-//! - [`file`]: JSON Lines appended to a file or stdout.
+//! - [`file`](mod@file): JSON Lines appended to a file or stdout.
 
 pub mod amqp;
 pub mod file;
