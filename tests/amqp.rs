@@ -356,8 +356,8 @@ fn intelmq_fixtures() -> Vec<serde_json::Map<String, Value>> {
 }
 
 /// Valid fixtures of every other format this build knows (added by their
-/// adapters), sent as they are.
-fn other_format_fixtures() -> Vec<Vec<u8>> {
+/// adapters), sent as they are: (format, message).
+fn other_format_fixtures() -> Vec<(&'static str, Vec<u8>)> {
     let mut messages = Vec::new();
     for name in Registry::standard().names() {
         if name == "intelmq" {
@@ -376,7 +376,7 @@ fn other_format_fixtures() -> Vec<Vec<u8>> {
             .into_iter()
             .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
         {
-            messages.push(std::fs::read(path).unwrap());
+            messages.push((name, std::fs::read(path).unwrap()));
         }
     }
     messages
@@ -444,17 +444,31 @@ async fn ten_thousand_mixed_messages_reach_two_partners() {
         .map(|seq| mixed_message(&fixtures, seq))
         .collect();
     let others = other_format_fixtures();
-    bodies.extend(others.iter().cloned());
+    bodies.extend(others.iter().map(|(_, body)| body.clone()));
     broker.publish(&input, &bodies).await;
 
-    let expected: BTreeSet<u64> = (0..COUNT as u64).collect();
-    let enough = |got: &[(Value, FieldTable)]| got.len() >= COUNT + others.len();
+    // Every message is translated on arrival; once all are received, the
+    // translated counts are final, and each partner's queue fills up to them.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while bridge.metric("received_total", &[]) < bodies.len() as u64 {
+        assert!(Instant::now() < deadline, "not every message was received");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let translated = |partner: &str| {
+        bridge.metric("translated_total", &[&format!("partner=\"{partner}\"")]) as usize
+    };
+    let (flat_count, envelope_count) = (translated("flat"), translated("envelopes"));
     let flat_out = broker
-        .collect(&flat, Duration::from_secs(120), enough)
+        .collect(&flat, Duration::from_secs(60), |got| {
+            got.len() >= flat_count
+        })
         .await;
     let envelope_out = broker
-        .collect(&envelopes, Duration::from_secs(60), enough)
+        .collect(&envelopes, Duration::from_secs(60), |got| {
+            got.len() >= envelope_count
+        })
         .await;
+    let expected: BTreeSet<u64> = (0..COUNT as u64).collect();
 
     let registry = Registry::standard();
     let context = intelmq_bridge::formats::DecodeContext::new("checker");
@@ -489,12 +503,16 @@ async fn ten_thousand_mixed_messages_reach_two_partners() {
     }
     assert_eq!(flat_seqs, expected, "flat partner");
     assert_eq!(envelope_seqs, expected, "envelope partner");
-    assert!(flat_out.len() >= COUNT + others.len());
-    bridge.wait_metric(
-        "published_total",
-        &["partner=\"flat\""],
-        flat_out.len() as u64,
-    );
+    // Each other format's valid fixtures were recognised as that format,
+    // and none was lost: every one became events or was a duplicate.
+    for (name, _) in &others {
+        let sent = others.iter().filter(|(other, _)| other == name).count() as u64;
+        let format = format!("format=\"{name}\"");
+        assert_eq!(bridge.metric("received_total", &[&format]), sent, "{name}");
+    }
+    assert_eq!(flat_out.len(), flat_count);
+    assert!(flat_count >= COUNT + others.len() - bridge.metric("dropped_total", &[]) as usize);
+    bridge.wait_metric("published_total", &["partner=\"flat\""], flat_count as u64);
     assert_eq!(bridge.metric("dead_lettered_total", &[]), 0);
     assert!(bridge.stop().success());
     broker.delete_all().await;
