@@ -607,12 +607,17 @@ async fn a_loop_and_a_duplicate_are_dropped() {
     broker.forget_later(&output);
     let port = free_port();
     let partner = format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{output}\"");
+    // A file partner beside the AMQP one: an archive of what went out.
+    let archive = format!(
+        "format = \"intelmq\"\ntransport = \"file\"\npath = \"{}\"",
+        dir.display()
+    );
     let path = config(
         &dir,
         port,
         &input,
         "format = \"auto\"",
-        &[("out", &partner)],
+        &[("out", &partner), ("archive", &archive)],
         true,
     );
     let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
@@ -652,6 +657,12 @@ async fn a_loop_and_a_duplicate_are_dropped() {
         .await;
     let seqs: Vec<u64> = delivered.iter().filter_map(|(m, _)| seq_of(m)).collect();
     assert_eq!(seqs, [2, 4]);
+    let archived = std::fs::read_to_string(dir.join("archive.jsonl")).unwrap();
+    let archived: Vec<u64> = archived
+        .lines()
+        .filter_map(|line| seq_of(&serde_json::from_str(line).unwrap()))
+        .collect();
+    assert_eq!(archived, [2, 4]);
     assert!(late.is_empty());
     assert_eq!(bridge.metric("dropped_total", &["reason=\"loop\""]), 1);
     assert_eq!(bridge.metric("dropped_total", &["reason=\"duplicate\""]), 1);
