@@ -108,7 +108,8 @@ pub enum Declare {
 pub enum InputTransport {
     /// An AMQP queue.
     Amqp,
-    /// `POST /v1/events` on the HTTP listener.
+    /// `POST /v1/events` on the HTTP listener; it answers once every
+    /// output is written or confirmed.
     Http,
 }
 
@@ -421,31 +422,22 @@ impl Config {
         route: &RouteConfig,
         routed: &mut HashSet<(String, String)>,
     ) -> Result<()> {
-        let Some(input) = self.input(&route.input) else {
+        if self.input(&route.input).is_none() {
             return Err(config_error(
                 &format!("{key}.input"),
                 &route.input,
                 "is not the name of an input",
             ));
-        };
+        }
         if route.partners.is_empty() {
             return Err(Error::Config(format!("{key}.partners: must not be empty")));
         }
         for (j, name) in route.partners.iter().enumerate() {
-            let Some(partner) = self.partner(name) else {
+            if self.partner(name).is_none() {
                 return Err(config_error(
                     &format!("{key}.partners[{j}]"),
                     name,
                     "is not the name of a partner",
-                ));
-            };
-            if input.transport == InputTransport::Http
-                && partner.transport != PartnerTransport::File
-            {
-                return Err(config_error(
-                    &format!("{key}.partners[{j}]"),
-                    name,
-                    "an http input can feed file partners only",
                 ));
             }
             if !routed.insert((route.input.clone(), name.clone())) {

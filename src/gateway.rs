@@ -196,16 +196,17 @@ impl Gateway {
             .map(|(partner, _)| *partner)
     }
 
-    /// Translates one message that arrived on input `input`. A message the
-    /// broker redelivers may already be in the seen-store from the attempt
-    /// that did not finish, so for it only loops are dropped.
+    /// Translates one message that arrived on input `input`. A message that
+    /// may be a `retry` (the broker's redelivery, or a client's repeated
+    /// POST) may already be in the seen-store from an attempt that did not
+    /// finish, so for it only loops are dropped, never duplicates.
     ///
     /// A bug that panics on some message must not stop the input or bring
     /// the message back forever: the panic is caught and the message goes
     /// to the dead letters like any other it cannot translate.
-    pub fn process(&self, input: usize, body: &[u8], redelivered: bool) -> Result<Outcome> {
+    pub fn process(&self, input: usize, body: &[u8], retry: bool) -> Result<Outcome> {
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.translate(input, body, redelivered)
+            self.translate(input, body, retry)
         }));
         attempt.unwrap_or_else(|panic| {
             let message = panic
@@ -221,7 +222,7 @@ impl Gateway {
         })
     }
 
-    fn translate(&self, input: usize, body: &[u8], redelivered: bool) -> Result<Outcome> {
+    fn translate(&self, input: usize, body: &[u8], retry: bool) -> Result<Outcome> {
         let plan = &self.inputs[input];
         let decoded = serde_json::from_slice::<Value>(body)
             .map_err(Error::from)
@@ -264,7 +265,7 @@ impl Gateway {
                 .admit(&mut events)?;
             let dropped = match verdict {
                 Verdict::New => false,
-                Verdict::Duplicate => !redelivered,
+                Verdict::Duplicate => !retry,
                 Verdict::Loop => true,
             };
             if dropped {
@@ -446,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_dropped_unless_redelivered() {
+    fn duplicates_are_dropped_unless_a_retry() {
         let dir = std::env::temp_dir().join(format!("ib-gateway-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

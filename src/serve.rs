@@ -72,7 +72,7 @@ async fn wait_for_signal() {
 pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
     let telemetry = Arc::new(Telemetry::new());
     let gateway = Arc::new(Gateway::new(&config, telemetry)?);
-    let partners = Arc::new(Partners::open(&config.partners)?);
+    let partners = Arc::new(Partners::open(&config.origin, &config.partners)?);
     let address = config.listen_address()?;
     let listener = TcpListener::bind(address)
         .await

@@ -1111,3 +1111,52 @@ async fn an_unroutable_output_is_retried_until_a_queue_is_bound() {
     assert!(bridge.stop().success());
     broker.delete_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_ingest_publishes_to_amqp_partners_and_answers_after_the_confirms() {
+    if !broker_available() {
+        return;
+    }
+    let dir = temp_dir("http-ingest");
+    let output = unique("out");
+    let mut broker = Broker::connect().await;
+    broker.forget_later(&output);
+    let port = free_port();
+    let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"\ndeclare = \"intelmq\"");
+    let path = config(
+        &dir,
+        port,
+        "unused",
+        "transport = \"http\"",
+        &[("intelmq", &partner)],
+        false,
+    );
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let fixtures = intelmq_fixtures();
+    let body: String = (0..3)
+        .map(|seq| {
+            let mut event = fixtures[seq].clone();
+            event.insert("extra.test_seq".into(), json!(seq));
+            format!("{}\n", Value::Object(event))
+        })
+        .collect();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /v1/events HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    // Answered after the confirms: the messages are already in the queue.
+    assert_eq!(broker.depth(&output).await, 3);
+    let delivered = broker
+        .collect(&output, Duration::from_secs(10), |got| got.len() >= 3)
+        .await;
+    let seqs: Vec<u64> = delivered.iter().filter_map(|(m, _)| seq_of(m)).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}

@@ -373,17 +373,15 @@ async fn finish(gateway: Arc<Gateway>, delivery: Delivery, waiting: InFlight) ->
             Target::Partner(index) => gateway.partner_name(index),
             Target::DeadLetter(_) => "dead-letter",
         };
-        match pending.await {
-            Ok(Confirmation::Ack(None)) => confirmed.push(destination),
-            Ok(Confirmation::Ack(Some(returned))) => {
-                tracing::error!(target, reply = %returned.reply_text, "unroutable: no queue is bound");
+        let confirmation = pending
+            .await
+            .map_err(|e| transport_error("publisher confirm", e))?;
+        match delivered(confirmation) {
+            Ok(()) => confirmed.push(destination),
+            Err(reason) => {
+                tracing::error!(target, %reason, "not delivered");
                 failed.push(target.to_owned());
             }
-            Ok(other) => {
-                tracing::error!(target, confirmation = ?other, "the broker did not accept the message");
-                failed.push(target.to_owned());
-            }
-            Err(error) => return Err(transport_error("publisher confirm", error)),
         }
     }
     let telemetry = gateway.telemetry();
@@ -420,6 +418,83 @@ async fn finish(gateway: Arc<Gateway>, delivery: Delivery, waiting: InFlight) ->
         .await
         .map(drop)
         .map_err(|e| transport_error("basic.nack", e))
+}
+
+/// Whether a confirmation means delivered: with `mandatory`, a message no
+/// queue is bound for comes back as an acknowledged return, which is as much
+/// a failure as a nack.
+fn delivered(confirmation: Confirmation) -> std::result::Result<(), String> {
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) => Err(format!(
+            "unroutable ({}): no queue is bound",
+            returned.reply_text
+        )),
+        Confirmation::Nack(_) => Err("the broker refused the message (nack)".into()),
+        Confirmation::NotRequested => Err("publisher confirms are off".into()),
+    }
+}
+
+/// Publishes to one partner for front ends that have no AMQP session of
+/// their own (the HTTP ingest): connects on first use, waits for every
+/// confirm, and connects afresh after a failure.
+pub struct Publisher {
+    partner: PartnerConfig,
+    name: String,
+    link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Publisher {
+    /// A publisher for `partner`, naming its connection `name`.
+    pub fn new(partner: &PartnerConfig, name: String) -> Self {
+        Publisher {
+            partner: partner.clone(),
+            name,
+            link: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Publishes the messages and returns once the broker confirmed them all.
+    pub async fn publish(&self, messages: &[Vec<u8>]) -> Result<()> {
+        let mut link = self.link.lock().await;
+        let outcome = self.publish_on(&mut link, messages).await;
+        if outcome.is_err() {
+            *link = None;
+        }
+        outcome
+    }
+
+    async fn publish_on(
+        &self,
+        link: &mut Option<(Connection, Channel)>,
+        messages: &[Vec<u8>],
+    ) -> Result<()> {
+        let outlet = match link {
+            Some((_, outlet)) => outlet,
+            None => {
+                let connection = connect(&self.partner.url, &self.name).await?;
+                let outlet = channel(&connection).await?;
+                confirm(&outlet).await?;
+                if let Some(queue) = &self.partner.queue {
+                    declare_queue(&outlet, queue, self.partner.declare).await?;
+                }
+                &link.insert((connection, outlet)).1
+            }
+        };
+        let (exchange, routing_key) = self.partner.destination();
+        let mut pending = Vec::new();
+        for message in messages {
+            pending.push(publish(outlet, exchange, routing_key, message, json_properties()).await?);
+        }
+        for confirm in pending {
+            let confirmation = confirm
+                .await
+                .map_err(|e| transport_error("publisher confirm", e))?;
+            delivered(confirmation)
+                .map_err(|reason| Error::Transport(format!("{}: {reason}", self.partner.name)))?;
+        }
+        Ok(())
+    }
 }
 
 /// Properties of a translated message: persistent JSON.

@@ -14,7 +14,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::error::Result;
-use crate::gateway::{Gateway, Outcome};
+use crate::gateway::{Delivery, Gateway, Outcome};
 use crate::identity::Verdict;
 use crate::input::Records;
 use crate::telemetry::Counted;
@@ -80,20 +80,8 @@ fn routes(
                 let Some(input) = ingest else {
                     return Err(warp::reject::not_found());
                 };
-                let answer = tokio::task::spawn_blocking(move || {
-                    ingest_body(&gateway, &partners, input, &body)
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        json!({"error": e.to_string()}),
-                    )
-                });
-                Ok(warp::reply::with_status(
-                    warp::reply::json(&answer.1),
-                    answer.0,
-                ))
+                let (status, answer) = ingest_body(&gateway, &partners, input, &body).await;
+                Ok(warp::reply::with_status(warp::reply::json(&answer), status))
             }
         });
     metrics
@@ -105,9 +93,10 @@ fn routes(
         .boxed()
 }
 
-/// Translates every record of a request body and writes it to the input's
-/// (file) partners; the answer lists each record's fate.
-fn ingest_body(
+/// Translates every record of a request body and delivers it to the input's
+/// partners; the answer lists each record's fate, and is given only once
+/// every output is written or confirmed.
+async fn ingest_body(
     gateway: &Gateway,
     partners: &Partners,
     input: usize,
@@ -123,7 +112,9 @@ fn ingest_body(
             }
         };
         let position = record.position;
-        let result = match gateway.process(input, &record.bytes, false) {
+        // A client repeats a POST whose answer it did not get, so every
+        // record may be a retry: loops are dropped, duplicates are not.
+        let result = match gateway.process(input, &record.bytes, true) {
             Err(error) => {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -146,7 +137,7 @@ fn ingest_body(
             Ok(Outcome::Routed {
                 deliveries,
                 failures,
-            }) => match write(gateway, partners, deliveries) {
+            }) => match deliver(gateway, partners, deliveries).await {
                 Err(error) => {
                     return (
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -179,23 +170,23 @@ fn ingest_body(
     (status, answer)
 }
 
-/// Writes each partner's messages to its file; how many were written.
-fn write(
+/// Delivers each partner's messages; how many were delivered.
+async fn deliver(
     gateway: &Gateway,
     partners: &Partners,
-    deliveries: Vec<crate::gateway::Delivery>,
+    deliveries: Vec<Delivery>,
 ) -> Result<usize> {
-    let mut written = 0;
+    let mut delivered = 0;
     for delivery in deliveries {
-        if let Some(file) = partners.file(delivery.partner) {
-            file.write(&delivery.messages)?;
-            written += delivery.messages.len();
-            gateway.telemetry().record(Counted::Published {
-                partner: gateway.partner_name(delivery.partner),
-                format: gateway.partner_format(delivery.partner),
-                messages: delivery.messages.len() as u64,
-            });
-        }
+        partners
+            .deliver(delivery.partner, &delivery.messages)
+            .await?;
+        delivered += delivery.messages.len();
+        gateway.telemetry().record(Counted::Published {
+            partner: gateway.partner_name(delivery.partner),
+            format: gateway.partner_format(delivery.partner),
+            messages: delivery.messages.len() as u64,
+        });
     }
-    Ok(written)
+    Ok(delivered)
 }
