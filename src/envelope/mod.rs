@@ -191,11 +191,17 @@ fn push_unique(list: &mut Option<Vec<String>>, id: String) {
 impl Meta {
     /// Meta for a message that arrives without any: version 1, a new id.
     pub fn new(kind: MessageType, format: &str, origin: &str) -> Self {
+        Meta::with_ids(kind, format, Ids::new(origin))
+    }
+
+    /// Meta made here for a message whose ids are already decided (derived
+    /// from a partner's id, so that decoding it again gives the same ids).
+    pub fn with_ids(kind: MessageType, format: &str, uuid: Ids) -> Self {
         Meta {
             version: VERSION,
             kind,
             format: format.to_owned(),
-            uuid: Ids::new(origin),
+            uuid,
             links: None,
             extensions: Map::new(),
             arrived: false,
