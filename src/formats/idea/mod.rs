@@ -142,6 +142,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_schema_compiles_and_checks() {
+        let schema = Idea::schema();
+        let message = serde_json::json!({
+            "Format": "IDEA0", "ID": "a-1", "DetectTime": "2026-01-01T00:00:00Z",
+            "Category": ["Recon.Scanning"], "Ref": ["cve:CVE-2013-5634", "urn:x:[1]"],
+            "Source": [{"IP4": ["192.0.2.1-192.0.2.9"], "Proto": ["tcp", "ssh"]}]
+        });
+        schema.check(&message).unwrap();
+        let mut bad = message.clone();
+        bad["Ref"] = serde_json::json!(["misp_event:1"]);
+        assert!(schema.check(&bad).is_err());
+        let mut bad = message;
+        bad["Source"][0]["Proto"] = serde_json::json!(["t--x"]);
+        assert!(schema.check(&bad).is_err());
+    }
+
+    #[test]
     fn node_names_are_valid_nsids() {
         assert_eq!(node_name("test-origin"), "test_origin");
         assert_eq!(node_name("CERT.Example-1.9x"), "cert.example_1._9x");
