@@ -427,7 +427,7 @@ fn categories_map_with_fallback_and_are_kept() {
     let events = decode(fixture("16-multiple-categories.json"));
     assert_eq!(
         field(&events[0], "classification.type"),
-        Some(&json!("undetermined"))
+        Some(&json!("test"))
     );
     assert_eq!(
         field(&events[0], "extra.idea").unwrap()["Category"],

@@ -130,28 +130,32 @@ impl Tables {
     }
 
     /// The IntelMQ classification type of a list of IDEA categories: the
-    /// first category with an entry (by full tag, then by class) decides;
-    /// `has_source_type` tells whether some Source has a given Type.
+    /// first category that maps (by full tag, then by class) to a type other
+    /// than the fallback decides, so `["Anomaly.Traffic", "Recon.Scanning"]`
+    /// is a scan; `has_source_type` tells whether some Source has a given Type.
     pub fn type_of<'a>(
         &self,
         categories: impl IntoIterator<Item = &'a str>,
         has_source_type: impl Fn(&str) -> bool,
     ) -> &str {
-        let rules = categories.into_iter().find_map(|category| {
-            let class = category.split('.').next().unwrap_or(category);
-            self.category
-                .from_idea
-                .get(category)
-                .or_else(|| self.category.from_idea.get(class))
-        });
-        rules
-            .and_then(|rules| {
+        let fallback = self.category.fallback.as_str();
+        categories
+            .into_iter()
+            .filter_map(|category| {
+                let class = category.split('.').next().unwrap_or(category);
+                let rules = self
+                    .category
+                    .from_idea
+                    .get(category)
+                    .or_else(|| self.category.from_idea.get(class))?;
                 rules.iter().find(|rule| {
                     rule.if_source_type.is_empty()
                         || rule.if_source_type.iter().any(|t| has_source_type(t))
                 })
             })
-            .map_or(&self.category.fallback, |rule| &rule.kind)
+            .map(|rule| rule.kind.as_str())
+            .find(|kind| *kind != fallback)
+            .unwrap_or(fallback)
     }
 }
 
