@@ -69,15 +69,15 @@ struct Entry<'m> {
 
 /// Decodes one IDEA message.
 pub fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Envelope>> {
-    let Value::Object(object) = message else {
+    let Some(object) = message.as_object() else {
         return Err(Error::shape(
             "not a JSON object: an IDEA message is an object",
         ));
     };
-    let id = check_header(&object)?;
+    let id = check_header(object)?;
     match object.get(CARRY_KEY) {
-        Some(carried) => restore(&object, carried, context.harmonization),
-        None => plain(&object, id, context),
+        Some(carried) => restore(object, carried, context.harmonization),
+        None => plain(object, id, raw_field(&message), context),
     }
 }
 
@@ -565,7 +565,12 @@ fn carried_entry<'m>(
 }
 
 /// Decodes a message from another IDEA producer: map, split, link.
-fn plain(object: &Map<String, Value>, id: &str, context: &DecodeContext) -> Result<Vec<Envelope>> {
+fn plain(
+    object: &Map<String, Value>,
+    id: &str,
+    raw: Value,
+    context: &DecodeContext,
+) -> Result<Vec<Envelope>> {
     let harmonization = context.harmonization;
     let tables = Tables::get();
     let mut common = Map::new();
@@ -648,7 +653,7 @@ fn plain(object: &Map<String, Value>, id: &str, context: &DecodeContext) -> Resu
         sources.iter().any(|entry| entry.types.contains(&tag))
     });
     common.insert("classification.type".to_owned(), kind.into());
-    common.insert("raw".to_owned(), raw_field(&Value::Object(object.clone())));
+    common.insert("raw".to_owned(), raw);
     if !extra.is_empty() {
         common.insert(EXTRA_TOP_KEY.to_owned(), Value::Object(extra));
     }

@@ -121,13 +121,14 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
     idea.insert("Node".into(), nodes(&context.origin, &first.nodes));
 
     let harmonization = Harmonization::intelmq();
+    let [sources, targets] = &sides;
     let mut carried = Vec::with_capacity(events.len());
     for (event, position) in events.iter().zip(&positions) {
         let [source, target] = *position;
         let recovered = carried_fields(
             &idea,
-            source.and_then(|at| sides[0].get(at)),
-            target.and_then(|at| sides[1].get(at)),
+            source.and_then(|at| sources.get(at)),
+            target.and_then(|at| targets.get(at)),
             harmonization,
         )?;
         let fields = event.payload.fields();
