@@ -774,3 +774,68 @@ fn add_ids(meta: &mut Meta, object: &Map<String, Value>, id: &str) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(item: &str, key: &str) -> Result<Vec<String>> {
+        Ok(parse_addresses(item, key, "Source[0].IP4[0]")?
+            .into_iter()
+            .map(|address| match address {
+                Address::Ip(ip) => ip.to_string(),
+                Address::Network(network) => network.to_string(),
+            })
+            .collect())
+    }
+
+    #[test]
+    fn addresses_ranges_and_networks() {
+        assert_eq!(addresses("192.0.2.1", "IP4").unwrap(), ["192.0.2.1"]);
+        assert_eq!(addresses("192.0.2.1/32", "IP4").unwrap(), ["192.0.2.1"]);
+        assert_eq!(addresses("192.0.2.77/24", "IP4").unwrap(), ["192.0.2.0/24"]);
+        assert_eq!(
+            addresses("192.0.2.0-192.0.2.255", "IP4").unwrap(),
+            ["192.0.2.0/24"]
+        );
+        assert_eq!(addresses("2001:DB8::1", "IP").unwrap(), ["2001:db8::1"]);
+        let error = addresses("192.0.2.1", "IP6").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            r#"Source[0].IP4[0]: "192.0.2.1" is not an IPv6 address, CIDR or range"#
+        );
+        assert!(addresses("192.0.2.9-192.0.2.1", "IP4")
+            .unwrap_err()
+            .to_string()
+            .ends_with("is a reversed range"));
+    }
+
+    #[test]
+    fn protocols_read_as_transport_then_application() {
+        let tables = Tables::get();
+        let read = read_protocol(&["tcp", "ssh"], tables);
+        assert_eq!(read.transport, Some(json_str("tcp")));
+        assert_eq!(read.application, Some(json_str("ssh")));
+        assert!(read.exact);
+        let read = read_protocol(&["smtp"], tables);
+        assert_eq!(
+            (read.transport, read.application),
+            (None, Some(json_str("smtp")))
+        );
+        assert!(!read_protocol(&["tcp", "http", "www"], tables).exact);
+        assert!(!read_protocol(&["TCP"], tables).exact);
+    }
+
+    fn json_str(text: &str) -> Value {
+        Value::String(text.to_owned())
+    }
+
+    #[test]
+    fn event_tags() {
+        assert!(is_event_tag("Recon.Scanning"));
+        assert!(is_event_tag("Other"));
+        assert!(!is_event_tag("Recon Scanning"));
+        assert!(!is_event_tag("A.B.C"));
+        assert!(!is_event_tag("A."));
+    }
+}
