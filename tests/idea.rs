@@ -68,11 +68,20 @@ fn intelmq_events(path: &Path) -> Vec<Envelope> {
             }
             let mut events = IntelMq.decode(value, &context).unwrap();
             for event in &mut events {
-                event.meta.uuid.id = derived_id(&format!("{}#{index}", stem(path)));
+                event.meta.uuid.id = fixed_v7(&format!("{}#{index}", stem(path)));
             }
             events
         })
         .collect()
+}
+
+/// A time-ordered id as the bridge gives new events, but fixed: created
+/// 2026-03-01T00:00:00Z, the rest taken from `name`.
+fn fixed_v7(name: &str) -> uuid::Uuid {
+    let bytes = derived_id(name).into_bytes();
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&bytes[6..]);
+    uuid::Builder::from_unix_timestamp_millis(1_772_323_200_000, &random).into_uuid()
 }
 
 /// Events as the pipeline hands them to a format that merges groups: whole

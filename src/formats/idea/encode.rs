@@ -335,10 +335,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         }
     }
     if !top.contains_key("DetectTime") {
-        let time = fields.get("time.source").ok_or_else(|| Error::Missing {
-            field: "time.observation".into(),
-        })?;
-        top.insert("DetectTime".into(), time.clone());
+        top.insert("DetectTime".into(), detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
         top.insert("Category".into(), json!([category]));
@@ -393,6 +390,27 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         sides: sides(fields, kind, tables),
         nodes,
     })
+}
+
+/// `DetectTime` (required) for an event without `time.observation`:
+/// `time.source`, else the creation time a time-ordered id (UUIDv7) holds.
+fn detect_time(event: &Envelope) -> Result<Value> {
+    if let Some(time) = event.payload.get("time.source") {
+        return Ok(time.clone());
+    }
+    event
+        .meta
+        .uuid
+        .id
+        .get_timestamp()
+        .and_then(|stamp| {
+            let (seconds, nanos) = stamp.to_unix();
+            chrono::DateTime::from_timestamp(i64::try_from(seconds).ok()?, nanos)
+        })
+        .map(|time| time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string().into())
+        .ok_or_else(|| Error::Missing {
+            field: "time.observation".into(),
+        })
 }
 
 /// The text of a field for `Ref` (`rtir_id` is a number).
