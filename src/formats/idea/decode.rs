@@ -564,6 +564,10 @@ fn carried_entry<'m>(
         })
 }
 
+/// One event's share of a side: the entry's position and, when the entry
+/// has addresses, which of them.
+type Unit = (usize, Option<usize>);
+
 /// Decodes a message from another IDEA producer: map, split, link.
 fn plain(
     object: &Map<String, Value>,
@@ -573,11 +577,78 @@ fn plain(
 ) -> Result<Vec<Envelope>> {
     let harmonization = context.harmonization;
     let tables = Tables::get();
+    let mut common = top_level_fields(object, harmonization)?;
+    let mut sides = Vec::with_capacity(2);
+    for side in &tables.sides {
+        let mut entries = Vec::new();
+        for (index, entry) in object_list(object, &side.idea)?.into_iter().enumerate() {
+            let path = format!("{}[{index}]", side.idea);
+            entries.push(read_entry(entry, &path, &side.intelmq, harmonization)?);
+        }
+        sides.push(entries);
+    }
+    let [sources, targets] = sides.as_slice() else {
+        return Err(Error::Config("IDEA mapping needs exactly two sides".into()));
+    };
+    let categories = object
+        .get("Category")
+        .map(|value| string_list(value, "Category"))
+        .transpose()?
+        .unwrap_or_default();
+    let kind = tables.type_of(categories, |tag| {
+        sources.iter().any(|entry| entry.types.contains(&tag))
+    });
+    common.insert("classification.type".to_owned(), kind.into());
+    common.insert("raw".to_owned(), raw);
+
+    let pairs = split(units(sources), units(targets));
+    let count = pairs.len();
+    let mut template = Meta {
+        version: VERSION,
+        kind: MessageType::Event,
+        format: NAME.to_owned(),
+        uuid: Ids::with_id(&context.origin, Uuid::nil()),
+        links: None,
+        extensions: Map::new(),
+    };
+    add_ids(&mut template, object, id)?;
+    if count > 1 {
+        template.add_link("split-from", &format!("idea:{id}"));
+    }
+    let mut envelopes = Vec::with_capacity(count);
+    for (index, (source, target)) in pairs.into_iter().enumerate() {
+        let mut fields = common.clone();
+        side_fields([(source, sources), (target, targets)], &mut fields);
+        let payload = Event::from_fields(MessageType::Event, fields, harmonization)?;
+        let mut meta = template.clone();
+        meta.uuid.id = match (count, Uuid::parse_str(id)) {
+            (1, Ok(uuid)) => uuid,
+            (1, Err(_)) => derived_id(&format!("idea:{id}")),
+            _ => derived_id(&format!("idea:{id}#{index}")),
+        };
+        envelopes.push(Envelope { meta, payload });
+    }
+    if count > 1 {
+        link_split_group(
+            &mut envelopes,
+            &derived_id(&format!("idea:{id}")).to_string(),
+        );
+    }
+    Ok(envelopes)
+}
+
+/// The fields every event of a message shares: the message table, hashes,
+/// `Description`, `Confidence`, a web `Ref`, and `extra.idea` with every
+/// top-level key not mapped completely.
+fn top_level_fields(
+    object: &Map<String, Value>,
+    harmonization: &Harmonization,
+) -> Result<Map<String, Value>> {
+    let tables = Tables::get();
     let mut common = Map::new();
     let mut extra = Map::new();
     message_fields(object, harmonization, &mut common)?;
-    let attachments = object_list(object, "Attach")?;
-    hash_fields(&attachments, &mut common);
+    hash_fields(&object_list(object, "Attach")?, &mut common);
     for (key, value) in object {
         match key.as_str() {
             key if STRUCTURAL_KEYS.contains(&key) => {}
@@ -597,6 +668,7 @@ fn plain(
                     .as_f64()
                     .filter(|c| (0.0..=1.0).contains(c))
                     .ok_or_else(|| Error::invalid(key, value, "is not a number from 0 to 1"))?;
+                // Rounded, so that 0.3 gives 30 and not 30.000000000000004.
                 let accuracy = (confidence * 100.0 * 1e6).round() / 1e6;
                 if let Some(accuracy) =
                     accept(harmonization, key, "feed.accuracy", accuracy.into())?
@@ -606,21 +678,14 @@ fn plain(
             }
             "Ref" => {
                 let refs = string_list(value, key)?;
-                let url = refs.iter().find_map(|reference| {
-                    let is_web =
-                        reference.starts_with("http://") || reference.starts_with("https://");
-                    let field = "event_description.url";
-                    is_web
-                        .then(|| {
-                            accept(harmonization, key, field, Value::from(*reference))
-                                .ok()
-                                .flatten()
-                        })
-                        .flatten()
-                });
+                let field = "event_description.url";
+                let url = refs
+                    .iter()
+                    .filter(|r| r.starts_with("http://") || r.starts_with("https://"))
+                    .find_map(|r| accept(harmonization, key, field, Value::from(*r)).ok()?);
                 let complete = refs.len() == 1 && url.is_some();
                 if let Some(url) = url {
-                    common.insert("event_description.url".to_owned(), url);
+                    common.insert(field.to_owned(), url);
                 }
                 if !complete {
                     extra.insert(key.to_owned(), value.clone());
@@ -631,123 +696,88 @@ fn plain(
             }
         }
     }
-    let mut sides = Vec::with_capacity(2);
-    for side in &tables.sides {
-        let mut entries = Vec::new();
-        for (index, entry) in object_list(object, &side.idea)?.into_iter().enumerate() {
-            let path = format!("{}[{index}]", side.idea);
-            entries.push(read_entry(entry, &path, &side.intelmq, harmonization)?);
-        }
-        sides.push(entries);
-    }
-    let (sources, targets) = match sides.as_slice() {
-        [sources, targets] => (sources, targets),
-        _ => return Err(Error::Config("IDEA mapping needs exactly two sides".into())),
-    };
-    let categories = object
-        .get("Category")
-        .map(|value| string_list(value, "Category"))
-        .transpose()?
-        .unwrap_or_default();
-    let kind = tables.type_of(categories, |tag| {
-        sources.iter().any(|entry| entry.types.contains(&tag))
-    });
-    common.insert("classification.type".to_owned(), kind.into());
-    common.insert("raw".to_owned(), raw);
     if !extra.is_empty() {
         common.insert(EXTRA_TOP_KEY.to_owned(), Value::Object(extra));
     }
-    let units = |entries: &'_ [Entry<'_>]| -> Vec<(usize, Option<usize>)> {
-        entries
-            .iter()
-            .enumerate()
-            .flat_map(|(index, entry)| {
-                let count = entry.addresses.len();
-                let addresses: Vec<Option<usize>> = if count == 0 {
-                    vec![None]
-                } else {
-                    (0..count).map(Some).collect()
-                };
-                addresses.into_iter().map(move |address| (index, address))
-            })
-            .collect()
-    };
-    let source_units = units(sources);
-    let target_units = units(targets);
-    let pairs: Vec<(Option<_>, Option<_>)> = match (source_units.len(), target_units.len()) {
-        (s, t) if s > 1 && t > 1 => source_units
-            .iter()
-            .map(|unit| (Some(*unit), None))
-            .chain(target_units.iter().map(|unit| (None, Some(*unit))))
-            .collect(),
-        (_, t) if t > 1 => target_units
-            .iter()
-            .map(|unit| (source_units.first().copied(), Some(*unit)))
-            .collect(),
-        (s, _) if s > 0 => source_units
-            .iter()
-            .map(|unit| (Some(*unit), target_units.first().copied()))
-            .collect(),
-        _ => vec![(None, target_units.first().copied())],
-    };
-    let count = pairs.len();
-    let mut envelopes = Vec::with_capacity(count);
-    for (index, (source, target)) in pairs.into_iter().enumerate() {
-        let mut fields = common.clone();
-        let chosen = [(source, sources), (target, targets)];
-        let protocol = chosen.iter().find_map(|(unit, entries)| {
-            let (entry, _) = (*unit)?;
-            entries.get(entry)?.protocol.as_ref().map(|(p, _)| p)
-        });
-        for ((unit, entries), extra_key) in chosen.iter().zip(EXTRA_SIDE_KEYS) {
-            let Some((entry, address)) = unit else {
-                continue;
-            };
-            let Some(entry) = entries.get(*entry) else {
-                continue;
-            };
-            let address = address.and_then(|a| entry.addresses.get(a));
-            entry_fields(entry, address, &mut fields);
-            let mut leftover = entry.leftover.clone();
-            if let Some((own, value)) = &entry.protocol {
-                if !own.exact || Some(own) != protocol {
-                    leftover.insert("Proto".to_owned(), (*value).clone());
-                }
-            }
-            if !leftover.is_empty() {
-                fields.insert(extra_key.to_owned(), Value::Object(leftover));
-            }
+    Ok(common)
+}
+
+/// Every unit of a side: one per address of each entry, one for an entry
+/// without addresses.
+fn units(entries: &[Entry<'_>]) -> Vec<Unit> {
+    let mut units = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        match entry.addresses.len() {
+            0 => units.push((index, None)),
+            count => units.extend((0..count).map(|address| (index, Some(address)))),
         }
-        if let Some(protocol) = protocol {
-            protocol_fields(protocol, &mut fields);
-        }
-        let payload = Event::from_fields(MessageType::Event, fields, harmonization)?;
-        let event_id = match (count, Uuid::parse_str(id)) {
-            (1, Ok(uuid)) => uuid,
-            (1, Err(_)) => derived_id(&format!("idea:{id}")),
-            _ => derived_id(&format!("idea:{id}#{index}")),
-        };
-        let mut meta = Meta {
-            version: VERSION,
-            kind: MessageType::Event,
-            format: NAME.to_owned(),
-            uuid: Ids::with_id(&context.origin, event_id),
-            links: None,
-            extensions: Map::new(),
-        };
-        add_ids(&mut meta, object, id)?;
-        if count > 1 {
-            meta.add_link("split-from", &format!("idea:{id}"));
-        }
-        envelopes.push(Envelope { meta, payload });
     }
-    if count > 1 {
-        link_split_group(
-            &mut envelopes,
-            &derived_id(&format!("idea:{id}")).to_string(),
-        );
+    units
+}
+
+/// DESIGN.md's split: at most one unit on each side, one event; one side
+/// several, one event per unit with the single other side repeated; both
+/// sides several, sources-only events then targets-only events (never the
+/// cartesian product).
+fn split(sources: Vec<Unit>, targets: Vec<Unit>) -> Vec<(Option<Unit>, Option<Unit>)> {
+    let only_source = sources.first().copied();
+    let only_target = targets.first().copied();
+    match (sources.len(), targets.len()) {
+        (s, t) if s > 1 && t > 1 => sources
+            .into_iter()
+            .map(|unit| (Some(unit), None))
+            .chain(targets.into_iter().map(|unit| (None, Some(unit))))
+            .collect(),
+        (_, t) if t > 1 => targets
+            .into_iter()
+            .map(|unit| (only_source, Some(unit)))
+            .collect(),
+        (s, _) if s > 0 => sources
+            .into_iter()
+            .map(|unit| (Some(unit), only_target))
+            .collect(),
+        _ => vec![(None, only_target)],
     }
-    Ok(envelopes)
+}
+
+/// An event's unit of a side, with the side's entries.
+type Chosen<'a, 'm> = (Option<Unit>, &'a [Entry<'m>]);
+
+/// The entry and address a unit stands for.
+fn unit_entry<'a, 'm>(
+    (unit, entries): &Chosen<'a, 'm>,
+) -> Option<(&'a Entry<'m>, Option<&'a Address>)> {
+    let (entry, address) = (*unit)?;
+    let entry = entries.get(entry)?;
+    Some((entry, address.and_then(|a| entry.addresses.get(a))))
+}
+
+/// The fields of an event's Source and Target units: addresses, entry
+/// fields, the protocol (the Source's, else the Target's), and the keys not
+/// mapped completely in `extra.idea_source` / `extra.idea_target`.
+fn side_fields(chosen: [Chosen<'_, '_>; 2], fields: &mut Map<String, Value>) {
+    let protocol = chosen
+        .iter()
+        .filter_map(unit_entry)
+        .find_map(|(entry, _)| entry.protocol.as_ref().map(|(p, _)| p));
+    for (side, extra_key) in chosen.iter().zip(EXTRA_SIDE_KEYS) {
+        let Some((entry, address)) = unit_entry(side) else {
+            continue;
+        };
+        entry_fields(entry, address, fields);
+        let mut leftover = entry.leftover.clone();
+        if let Some((own, value)) = &entry.protocol {
+            if !own.exact || Some(own) != protocol {
+                leftover.insert("Proto".to_owned(), (*value).clone());
+            }
+        }
+        if !leftover.is_empty() {
+            fields.insert(extra_key.to_owned(), Value::Object(leftover));
+        }
+    }
+    if let Some(protocol) = protocol {
+        protocol_fields(protocol, fields);
+    }
 }
 
 /// The message's ids in meta: `idea:<ID>` and `AltNames` as alternates,
@@ -828,6 +858,22 @@ mod tests {
 
     fn json_str(text: &str) -> Value {
         Value::String(text.to_owned())
+    }
+
+    #[test]
+    fn splits_never_make_the_cartesian_product() {
+        let side = |n: usize| (0..n).map(|i| (i, None)).collect::<Vec<Unit>>();
+        assert_eq!(
+            split(side(1), side(1)),
+            [(Some((0, None)), Some((0, None)))]
+        );
+        assert_eq!(split(side(0), side(0)), [(None, None)]);
+        assert_eq!(split(side(0), side(2)).len(), 2);
+        assert_eq!(split(side(3), side(1)).len(), 3);
+        let both = split(side(2), side(3));
+        assert_eq!(both.len(), 5);
+        assert!(both[..2].iter().all(|(s, t)| s.is_some() && t.is_none()));
+        assert!(both[2..].iter().all(|(s, t)| s.is_none() && t.is_some()));
     }
 
     #[test]
