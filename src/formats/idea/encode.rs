@@ -120,13 +120,28 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
     }
     idea.insert("Node".into(), nodes(&context.origin, &first.nodes));
 
+    let carry = carry(&idea, events, &positions, &sides)?;
+    idea.insert(CARRY_KEY.into(), carry);
+    Ok(Value::Object(idea))
+}
+
+/// `_intelmq` for a message built from `events`: each event's meta, the
+/// fields the message's IDEA keys do not give back exactly (as the decoder
+/// reads them), the fields they give that the event lacks, and the
+/// positions of its Source and Target entries.
+fn carry(
+    idea: &Map<String, Value>,
+    events: &[&Envelope],
+    positions: &[[Option<usize>; 2]],
+    sides: &[Vec<Map<String, Value>>; 2],
+) -> Result<Value> {
     let harmonization = Harmonization::intelmq();
-    let [sources, targets] = &sides;
+    let [sources, targets] = sides;
     let mut carried = Vec::with_capacity(events.len());
-    for (event, position) in events.iter().zip(&positions) {
+    for (event, position) in events.iter().zip(positions) {
         let [source, target] = *position;
         let recovered = carried_fields(
-            &idea,
+            idea,
             source.and_then(|at| sources.get(at)),
             target.and_then(|at| targets.get(at)),
             harmonization,
@@ -170,10 +185,11 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         })
         .collect();
     carry.insert("events".into(), list.into());
-    idea.insert(CARRY_KEY.into(), Value::Object(carry));
-    Ok(Value::Object(idea))
+    Ok(Value::Object(carry))
 }
 
+/// One event's share of `_intelmq`: the fields to carry, the fields to
+/// drop, its Source and Target positions.
 type Carried = (Map<String, Value>, Vec<Value>, Option<usize>, Option<usize>);
 
 /// Takes the fields every event of a group carries with the same value out
