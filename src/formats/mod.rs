@@ -4,6 +4,7 @@
 //! A format never knows which transport carried its bytes; it turns native
 //! JSON messages into envelopes and envelopes into native JSON messages.
 
+pub mod idea;
 pub mod intelmq;
 
 use base64::Engine as _;
@@ -97,7 +98,7 @@ impl Registry {
     /// check comes last.
     pub fn standard() -> Self {
         Registry {
-            formats: vec![Box::new(intelmq::IntelMq)],
+            formats: vec![Box::new(idea::Idea), Box::new(intelmq::IntelMq)],
         }
     }
 
