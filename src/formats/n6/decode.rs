@@ -379,7 +379,7 @@ impl Carried {
         };
         let meta = fields.shift_remove(META_KEY);
         let split = match fields.shift_remove(SPLIT) {
-            Some(Value::Array(parts)) if top => Some(
+            Some(Value::Array(parts)) if top && !parts.is_empty() => Some(
                 parts
                     .into_iter()
                     .map(|part| Carried::parse(part, false))

@@ -45,10 +45,8 @@ fn groups(events: &[Envelope]) -> Vec<Vec<&Envelope>> {
             .split()
             .and(event.meta.uuid.groups().first())
             .map(String::as_str);
-        match groups
-            .iter_mut()
-            .find(|(g, _)| group.is_some() && *g == group)
-        {
+        let known = group.and_then(|group| groups.iter_mut().find(|(g, _)| *g == Some(group)));
+        match known {
             Some((_, members)) => members.push(event),
             None => groups.push((group, vec![event])),
         }
@@ -265,25 +263,15 @@ fn source(payload: &Event, context: &EncodeContext) -> String {
         .get_str("feed.name")
         .or_else(|| payload.get_str("feed.code"))
         .unwrap_or(DEFAULT_CHANNEL);
-    let mut provider = slug(&context.origin);
-    provider.truncate(MAX_PROVIDER);
-    let provider = provider.trim_end_matches('-');
-    let mut channel = slug(feed);
-    channel.truncate(MAX_SOURCE - provider.len() - 1);
-    let channel = channel.trim_end_matches('-');
-    let or_unknown = |part: &str| {
-        if part.is_empty() {
-            "unknown".to_owned()
-        } else {
-            part.to_owned()
-        }
-    };
-    format!("{}.{}", or_unknown(provider), or_unknown(channel))
+    let provider = slug(&context.origin, MAX_PROVIDER);
+    let channel = slug(feed, MAX_SOURCE - provider.len() - 1);
+    format!("{provider}.{channel}")
 }
 
-/// Lower-case ASCII letters, digits and single dashes, nothing else.
-fn slug(text: &str) -> String {
-    let mut slug = String::with_capacity(text.len());
+/// Lower-case ASCII letters, digits and single dashes, at most `max`
+/// characters, never empty (`unknown` then, cut to `max`).
+fn slug(text: &str, max: usize) -> String {
+    let mut slug = String::with_capacity(text.len().min(max));
     for c in text.chars() {
         let c = c.to_ascii_lowercase();
         if c.is_ascii_lowercase() || c.is_ascii_digit() {
@@ -292,7 +280,11 @@ fn slug(text: &str) -> String {
             slug.push('-');
         }
     }
-    slug.trim_end_matches('-').to_owned()
+    // Only ASCII was pushed, so cutting at a byte count is safe.
+    slug.truncate(max);
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() { "unknown" } else { slug };
+    slug.chars().take(max).collect()
 }
 
 /// `restriction`: the n6 one the event came with while it still agrees
@@ -385,4 +377,65 @@ fn address_list(members: &[&Envelope], tables: &Tables) -> (Vec<Value>, Vec<bool
         takes.push(true);
     }
     (items, takes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::link_split_group;
+
+    fn envelope(feed: Option<&str>) -> Envelope {
+        let mut fields = Map::new();
+        if let Some(feed) = feed {
+            fields.insert("feed.name".into(), feed.into());
+        }
+        let payload = Event::from_fields(MessageType::Event, fields, Harmonization::intelmq());
+        Envelope::new(payload.unwrap(), MessageType::Event, "intelmq", "here")
+    }
+
+    #[test]
+    fn made_up_sources_obey_n6s_rule() {
+        let tables = Tables::get();
+        let cases = [
+            (
+                "cert-xy",
+                Some("Shadowserver Scan"),
+                "cert-xy.shadowserver-scan",
+            ),
+            ("CERT.XY", None, "cert-xy.intelmq"),
+            ("", Some("!!!"), "unknown.unknown"),
+            (
+                "a-very-long-instance-name-indeed",
+                Some("an even longer feed name, really long"),
+                "a-very-long-ins.an-even-longer-f",
+            ),
+        ];
+        for (origin, feed, expected) in cases {
+            let made = source(&envelope(feed).payload, &EncodeContext::new(origin));
+            assert_eq!(made, expected);
+            assert!(tables.check("source", &Value::from(made)).is_ok());
+        }
+    }
+
+    #[test]
+    fn unrelated_events_stay_apart_and_groups_come_together() {
+        let mut group = vec![envelope(None), envelope(None)];
+        link_split_group(&mut group, "g");
+        group.reverse();
+        let events = vec![
+            envelope(None),
+            group[0].clone(),
+            envelope(None),
+            group[1].clone(),
+        ];
+        let grouped = groups(&events);
+        let sizes: Vec<usize> = grouped.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 2, 1]);
+        let order: Vec<u64> = grouped[1]
+            .iter()
+            .filter_map(|e| e.meta.split())
+            .map(|s| s.index)
+            .collect();
+        assert_eq!(order, [0, 1]);
+    }
 }
