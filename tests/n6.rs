@@ -184,7 +184,8 @@ fn intelmq_events() -> Vec<(&'static str, Envelope)> {
                 "source.ip": "203.0.113.9", "destination.account": "root",
                 "classification.taxonomy": "intrusion-attempts",
                 "classification.type": "brute-force",
-                "time.source": "2026-03-03T01:02:03+00:00", "feed.accuracy": 66.0}}),
+                "time.source": "2026-03-03T01:02:03+00:00", "feed.accuracy": 66.0,
+                "extra.n6.tags": ["ssh", "root"], "extra.n6.detail": {"attempts": 40}}}),
             ),
         ),
     ]

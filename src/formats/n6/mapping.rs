@@ -72,6 +72,8 @@ struct RawConstraint {
     boolean: bool,
     #[serde(default)]
     list_of_objects: bool,
+    #[serde(default)]
+    texts: bool,
 }
 
 /// A compiled n6 field constraint.
@@ -85,6 +87,8 @@ struct Constraint {
     ipv4: bool,
     boolean: bool,
     list_of_objects: bool,
+    /// A text, or a list of texts, each held to the other rules.
+    texts: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +96,8 @@ struct RawFields {
     fields: serde_json::Map<String, Value>,
     address: HashMap<String, String>,
     pipeline_only: Vec<String>,
+    free_form: Vec<String>,
+    custom: RawConstraint,
     constraints: HashMap<String, RawConstraint>,
 }
 
@@ -121,6 +127,8 @@ pub struct Tables {
     pub fields: Vec<(String, String)>,
     address: HashMap<String, String>,
     pipeline_only: Vec<String>,
+    free_form: Vec<String>,
+    custom: Constraint,
     constraints: HashMap<String, Constraint>,
     levels: Levels,
 }
@@ -172,6 +180,8 @@ impl Tables {
             fields,
             address: fields_raw.address,
             pipeline_only: fields_raw.pipeline_only,
+            free_form: fields_raw.free_form,
+            custom: Constraint::compile("custom", fields_raw.custom)?,
             constraints,
             levels,
         })
@@ -242,9 +252,17 @@ impl Tables {
         key.starts_with('_') || self.pipeline_only.iter().any(|k| k == key)
     }
 
-    /// Checks an n6 field's value against n6's constraint for it, if any.
+    /// Checks an n6 field's value against n6's constraint for it: its own,
+    /// none for free-form and pipeline-internal fields, else the rule for
+    /// custom fields.
     pub fn check(&self, field: &str, value: &Value) -> Result<()> {
-        self.check_as(field, field, value)
+        match self.constraints.get(field) {
+            Some(constraint) => constraint.check(field, value),
+            None if self.is_pipeline_only(field) || self.free_form.iter().any(|f| f == field) => {
+                Ok(())
+            }
+            None => self.custom.check(field, value),
+        }
     }
 
     /// Checks a value against the constraint of `field` (such as
@@ -309,10 +327,25 @@ impl Constraint {
             ipv4: raw.ipv4,
             boolean: raw.boolean,
             list_of_objects: raw.list_of_objects,
+            texts: raw.texts,
         })
     }
 
     fn check(&self, field: &str, value: &Value) -> Result<()> {
+        if let (true, Some(items)) = (self.texts, value.as_array()) {
+            return items.iter().try_for_each(|item| match item {
+                Value::String(_) => self.check_text(field, item),
+                _ => Err(Error::invalid(
+                    field,
+                    value,
+                    "is not a text or a list of texts",
+                )),
+            });
+        }
+        self.check_text(field, value)
+    }
+
+    fn check_text(&self, field: &str, value: &Value) -> Result<()> {
         let fail = |reason: String| Err(Error::invalid(field, value, reason));
         if let Some((low, high)) = self.integer {
             return match value.as_i64() {
@@ -438,5 +471,12 @@ mod tests {
         assert!(tables.check("adip", &json!("x.x.51.198")).is_ok());
         assert!(tables.check("time", &json!("2022-02-21 15:05:35")).is_ok());
         assert!(tables.check("origin", &json!("cloud")).is_err());
+        // Custom fields: a text or a list of texts, at most 3000 characters.
+        assert!(tables.check("user_agent", &json!("curl/8")).is_ok());
+        assert!(tables.check("tags", &json!(["a", "b"])).is_ok());
+        assert!(tables.check("tags", &json!([1])).is_err());
+        assert!(tables.check("detail", &json!({"x": 1})).is_err());
+        assert!(tables.check("detail", &json!("x".repeat(3001))).is_err());
+        assert!(tables.check("product", &json!({"x": 1})).is_ok());
     }
 }
