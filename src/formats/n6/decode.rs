@@ -54,13 +54,7 @@ pub(super) fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Enve
         .map(|value| Carried::parse(value, true))
         .transpose()?
         .unwrap_or_default();
-    let message = Value::Object(fields);
-    let raw = raw_field(&message);
-    let Some(fields) = message.as_object() else {
-        return Err(Error::shape("not a JSON object: an n6 event is an object"));
-    };
-    let mut mapped = map_message(fields, context.harmonization)?;
-    mapped.common.insert("raw".to_owned(), raw);
+    let mapped = map_event(&Value::Object(fields), context.harmonization)?;
     build_events(mapped, carried, context)
 }
 
@@ -171,12 +165,19 @@ pub(super) fn bridge_id(id: &str) -> Option<Uuid> {
     ours.then_some(uuid)
 }
 
-/// Checks an n6 event against n6's constraints and maps its fields to
-/// IntelMQ ones. Encoding uses it too, to see what decoding will rebuild.
-pub(super) fn map_message(
-    n6: &Map<String, Value>,
-    harmonization: &Harmonization,
-) -> Result<Mapped> {
+/// Checks an n6 event (without its `intelmq` field) against n6's
+/// constraints and maps it to IntelMQ fields, the whole event going to
+/// `raw`. Encoding uses it too, to see what decoding will rebuild.
+pub(super) fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
+    let Some(n6) = message.as_object() else {
+        return Err(Error::shape("not a JSON object: an n6 event is an object"));
+    };
+    let mut mapped = map_fields(n6, harmonization)?;
+    mapped.common.insert("raw".to_owned(), raw_field(message));
+    Ok(mapped)
+}
+
+fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<Mapped> {
     let tables = Tables::get();
     for field in REQUIRED {
         if !n6.contains_key(field) {

@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::decode::{derived_envelopes, map_message};
+use super::decode::{derived_envelopes, map_event};
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::Envelope;
@@ -127,11 +127,7 @@ fn carried(
     context: &EncodeContext,
     harmonization: &Harmonization,
 ) -> Result<Option<Map<String, Value>>> {
-    let n6 = message
-        .as_object()
-        .ok_or_else(|| Error::shape("n6 event"))?;
-    let mut mapped = map_message(n6, harmonization)?;
-    mapped.common.insert("raw".to_owned(), raw_field(message));
+    let mapped = map_event(message, harmonization)?;
     let count = members.len();
     let derived = derived_envelopes(
         &mapped.id,
