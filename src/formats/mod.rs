@@ -6,6 +6,7 @@
 
 pub mod idea;
 pub mod intelmq;
+pub mod n6;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -98,7 +99,11 @@ impl Registry {
     /// check comes last.
     pub fn standard() -> Self {
         Registry {
-            formats: vec![Box::new(idea::Idea), Box::new(intelmq::IntelMq)],
+            formats: vec![
+                Box::new(idea::Idea),
+                Box::new(n6::N6),
+                Box::new(intelmq::IntelMq),
+            ],
         }
     }
 
