@@ -5,6 +5,7 @@
 //! JSON messages into envelopes and envelopes into native JSON messages.
 
 pub mod intelmq;
+pub mod stix;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -97,7 +98,7 @@ impl Registry {
     /// check comes last.
     pub fn standard() -> Self {
         Registry {
-            formats: vec![Box::new(intelmq::IntelMq)],
+            formats: vec![Box::new(stix::Stix), Box::new(intelmq::IntelMq)],
         }
     }
 

@@ -1,0 +1,521 @@
+//! IntelMQ → STIX: one bundle per source message (a whole split group).
+//!
+//! Each event becomes an `observed-data` pointing at deterministic SCOs and
+//! carrying the whole envelope in the bridge's property-extension, plus the
+//! objects other tools read natively, chosen by `mappings/stix/`: an
+//! `indicator` (`based-on` the observed-data) for IoC-like types, `malware`
+//! for `malware.name` (`indicates`d by the indicator, or seen in a
+//! `sighting` when there is none), `vulnerability` for CVE ids
+//! (`related-to`). The producer is an `identity`; TLP is a TLP 1.0 marking.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use serde_json::{json, Map, Value};
+
+use super::ids::{sco_id, sdo_id, timestamp};
+use super::mapping;
+use super::{
+    EXTENSION_ID, EXTENSION_SCHEMA, FIXED_CREATED, ID_SCHEME, PROJECT_IDENTITY_ID, SOURCE_NAME,
+};
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::formats::EncodeContext;
+use crate::harmonization::parse_datetime;
+
+/// IntelMQ's hash fields and the STIX hash names they become, strongest
+/// last: the SCO id takes the first one present (MD5, SHA-1, SHA-256).
+pub const HASHES: [(&str, &str); 3] = [
+    ("malware.hash.md5", "MD5"),
+    ("malware.hash.sha1", "SHA-1"),
+    ("malware.hash.sha256", "SHA-256"),
+];
+
+static CVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bcve-\d{4}-\d{4,}\b").unwrap_or_else(|error| panic!("{error}"))
+});
+
+/// The bundle for one envelope or one complete split group.
+pub fn bundle(events: &[Envelope], context: &EncodeContext) -> Result<Value> {
+    let first = events
+        .first()
+        .ok_or_else(|| Error::shape("stix: nothing to encode"))?;
+    let owner = first
+        .meta
+        .uuid
+        .groups()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| first.meta.uuid.id.to_string());
+    let producer = sdo_id(
+        "identity",
+        &format!("origin:{}", context.origin),
+        "producer",
+    );
+    let mut bundle = Bundle {
+        objects: Vec::with_capacity(4 + events.len() * 8),
+        scos: HashSet::new(),
+        producer,
+    };
+    bundle.objects.push(json!({
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": PROJECT_IDENTITY_ID,
+        "created": FIXED_CREATED,
+        "modified": FIXED_CREATED,
+        "name": "intelmq-bridge",
+        "identity_class": "system",
+    }));
+    bundle.objects.push(json!({
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": bundle.producer,
+        "created": FIXED_CREATED,
+        "modified": FIXED_CREATED,
+        "name": context.origin,
+        "identity_class": "organization",
+    }));
+    bundle.objects.push(json!({
+        "type": "extension-definition",
+        "spec_version": "2.1",
+        "id": EXTENSION_ID,
+        "created_by_ref": PROJECT_IDENTITY_ID,
+        "created": FIXED_CREATED,
+        "modified": FIXED_CREATED,
+        "name": "IntelMQ event (IEP04 envelope)",
+        "description": "Carries the IntelMQ 3.x event and its IEP04 meta unchanged, for a lossless round trip.",
+        "schema": EXTENSION_SCHEMA,
+        "version": "1.0.0",
+        "extension_types": ["property-extension"],
+    }));
+    for envelope in events {
+        bundle.add_event(envelope)?;
+    }
+    Ok(json!({
+        "type": "bundle",
+        "id": sdo_id("bundle", &owner, "bundle"),
+        "objects": bundle.objects,
+    }))
+}
+
+/// The objects of a bundle under construction.
+struct Bundle {
+    objects: Vec<Value>,
+    /// SCO ids already written: SCOs are shared by the events that name them.
+    scos: HashSet<String>,
+    producer: String,
+}
+
+/// The STIX times of one event.
+struct Times {
+    /// `created`/`modified`: time.observation, else time.source.
+    created: String,
+    /// `first_observed`, `valid_from`...: time.source, else time.observation.
+    observed: String,
+}
+
+impl Times {
+    /// Falls back to the time in the envelope's own id (UUIDv7 and v1 carry
+    /// one), else the Unix epoch, so that output never depends on the clock.
+    fn of(envelope: &Envelope) -> Self {
+        let field = |key| {
+            envelope
+                .payload
+                .get_str(key)
+                .and_then(parse_datetime)
+                .map(|time| timestamp(&time))
+        };
+        let fallback = || {
+            let time = envelope
+                .meta
+                .uuid
+                .id
+                .get_timestamp()
+                .and_then(|stamp| {
+                    let (seconds, nanos) = stamp.to_unix();
+                    DateTime::<Utc>::from_timestamp(i64::try_from(seconds).ok()?, nanos)
+                })
+                .unwrap_or_default();
+            timestamp(&time)
+        };
+        let source = field("time.source");
+        let observation = field("time.observation");
+        Times {
+            created: observation
+                .clone()
+                .or_else(|| source.clone())
+                .unwrap_or_else(fallback),
+            observed: source.or(observation).unwrap_or_else(fallback),
+        }
+    }
+}
+
+/// What one side (source or destination) of an event contributed.
+#[derive(Default)]
+struct Side {
+    /// The address SCO network-traffic refers to (IP, else domain).
+    address: Option<String>,
+    /// `ipv4` or `ipv6`, when the side has an IP address.
+    family: Option<&'static str>,
+}
+
+impl Bundle {
+    /// Adds an SCO once and returns its id.
+    fn sco(&mut self, kind: &str, contributing: Value, more: &[(&str, Value)]) -> String {
+        let id = sco_id(kind, &contributing);
+        if self.scos.insert(id.clone()) {
+            let mut object = Map::new();
+            object.insert("type".into(), kind.into());
+            object.insert("spec_version".into(), "2.1".into());
+            object.insert("id".into(), id.clone().into());
+            if let Value::Object(properties) = contributing {
+                object.extend(properties);
+            }
+            for (key, value) in more {
+                object.insert((*key).into(), value.clone());
+            }
+            self.objects.push(Value::Object(object));
+        }
+        id
+    }
+
+    /// The SCOs of one side of an event; their ids go to `refs`.
+    fn side(&mut self, payload: &Event, prefix: &str, refs: &mut Vec<String>) -> Side {
+        let get = |name: &str| payload.get(&format!("{prefix}.{name}"));
+        let mut side = Side::default();
+        if let Some(ip) = get("ip").and_then(Value::as_str) {
+            let (kind, family) = if ip.contains(':') {
+                ("ipv6-addr", "ipv6")
+            } else {
+                ("ipv4-addr", "ipv4")
+            };
+            let id = self.sco(kind, json!({"value": ip}), &[]);
+            side.address = Some(id.clone());
+            side.family = Some(family);
+            refs.push(id);
+        }
+        if let Some(fqdn) = get("fqdn").and_then(Value::as_str) {
+            let id = self.sco("domain-name", json!({"value": fqdn}), &[]);
+            side.address.get_or_insert_with(|| id.clone());
+            refs.push(id);
+        }
+        if let Some(url) = get("url").and_then(Value::as_str) {
+            refs.push(self.sco("url", json!({"value": url}), &[]));
+        }
+        if let Some(asn) = get("asn").and_then(Value::as_u64) {
+            refs.push(self.sco("autonomous-system", json!({"number": asn}), &[]));
+        }
+        if let Some(account) = get("account").and_then(Value::as_str) {
+            if account.contains('@') {
+                refs.push(self.sco("email-addr", json!({"value": account}), &[]));
+            }
+        }
+        side
+    }
+
+    /// The network-traffic SCO, written only with both ports: the
+    /// validator's check 301 (a warning, so a failure under `--strict`)
+    /// asks for both.
+    fn traffic(&mut self, payload: &Event, source: &Side, destination: &Side) -> Option<String> {
+        let src_port = payload.get("source.port")?.as_u64()?;
+        let dst_port = payload.get("destination.port")?.as_u64()?;
+        if source.address.is_none() && destination.address.is_none() {
+            return None;
+        }
+        let mut protocols: Vec<String> = Vec::with_capacity(3);
+        if let Some(family) = source.family.or(destination.family) {
+            protocols.push(family.to_owned());
+        }
+        for key in ["protocol.transport", "protocol.application"] {
+            if let Some(name) = payload.get_str(key) {
+                let name = name.to_ascii_lowercase();
+                if !protocols.contains(&name) {
+                    protocols.push(name);
+                }
+            }
+        }
+        if protocols.is_empty() {
+            return None;
+        }
+        let mut contributing = Map::new();
+        if let Some(id) = &source.address {
+            contributing.insert("src_ref".into(), id.clone().into());
+        }
+        if let Some(id) = &destination.address {
+            contributing.insert("dst_ref".into(), id.clone().into());
+        }
+        contributing.insert("src_port".into(), src_port.into());
+        contributing.insert("dst_port".into(), dst_port.into());
+        contributing.insert("protocols".into(), protocols.into());
+        Some(self.sco("network-traffic", Value::Object(contributing), &[]))
+    }
+
+    /// The file SCO of the event's malware hashes.
+    fn file(&mut self, payload: &Event) -> Option<String> {
+        let hashes: Map<String, Value> = HASHES
+            .iter()
+            .filter_map(|(field, name)| Some(((*name).to_owned(), payload.get(field)?.clone())))
+            .collect();
+        let (first_name, first_value) = hashes.iter().next()?;
+        let contributing = json!({"hashes": {first_name.clone(): first_value.clone()}});
+        Some(self.sco("file", contributing, &[("hashes", Value::Object(hashes))]))
+    }
+
+    /// Common properties of a domain or relationship object.
+    fn sdo(
+        &self,
+        kind: &str,
+        id: &str,
+        times: &Times,
+        markings: &Option<Value>,
+    ) -> Map<String, Value> {
+        let mut object = Map::new();
+        object.insert("type".into(), kind.into());
+        object.insert("spec_version".into(), "2.1".into());
+        object.insert("id".into(), id.into());
+        object.insert("created_by_ref".into(), self.producer.clone().into());
+        object.insert("created".into(), times.created.clone().into());
+        object.insert("modified".into(), times.created.clone().into());
+        if let Some(markings) = markings {
+            object.insert("object_marking_refs".into(), markings.clone());
+        }
+        object
+    }
+
+    fn relationship(
+        &mut self,
+        owner: &str,
+        role: &str,
+        kind: &str,
+        (source, target): (&str, &str),
+        (times, markings): (&Times, &Option<Value>),
+    ) -> String {
+        let id = sdo_id("relationship", owner, role);
+        let mut object = self.sdo("relationship", &id, times, markings);
+        object.insert("relationship_type".into(), kind.into());
+        object.insert("source_ref".into(), source.into());
+        object.insert("target_ref".into(), target.into());
+        self.objects.push(Value::Object(object));
+        id
+    }
+
+    fn add_event(&mut self, envelope: &Envelope) -> Result<()> {
+        let payload = &envelope.payload;
+        let owner = envelope.meta.uuid.id.to_string();
+        let times = Times::of(envelope);
+        let markings = payload
+            .get_str("tlp")
+            .and_then(|level| mapping::tlp().marking_id(level))
+            .map(|id| json!([id]));
+        let context = (&times, &markings);
+
+        let mut refs = Vec::new();
+        let source = self.side(payload, "source", &mut refs);
+        let destination = self.side(payload, "destination", &mut refs);
+        if let Some(id) = self.traffic(payload, &source, &destination) {
+            refs.push(id);
+        }
+        let file = self.file(payload);
+        refs.extend(file.iter().cloned());
+        if refs.is_empty() {
+            return Err(Error::shape(
+                "stix: the event has no observable (IP address, domain, URL, AS number, \
+                 e-mail address or malware hash) for observed-data to refer to",
+            ));
+        }
+
+        let observed_id = sdo_id("observed-data", &owner, "observed-data");
+        let mut own_ids = vec![observed_id.clone()];
+        let kind = payload.get_str("classification.type");
+        let rule = kind.and_then(|kind| mapping::classification().encode.get(kind));
+        let indicator = rule.and_then(|rule| {
+            let (pattern, value) = pattern(payload)?;
+            let id = sdo_id("indicator", &owner, "indicator");
+            let mut object = self.sdo("indicator", &id, &times, &markings);
+            object.insert(
+                "name".into(),
+                format!("{} {value}", kind.unwrap_or("event")).into(),
+            );
+            object.insert(
+                "indicator_types".into(),
+                rule.indicator_types.clone().into(),
+            );
+            object.insert("pattern".into(), pattern.into());
+            object.insert("pattern_type".into(), "stix".into());
+            object.insert("pattern_version".into(), "2.1".into());
+            object.insert("valid_from".into(), times.observed.clone().into());
+            self.objects.push(Value::Object(object));
+            Some(id)
+        });
+        if let Some(indicator) = &indicator {
+            own_ids.push(indicator.clone());
+            let ends = (indicator.as_str(), observed_id.as_str());
+            own_ids.push(self.relationship(
+                &owner,
+                "indicator/based-on",
+                "based-on",
+                ends,
+                context,
+            ));
+        }
+
+        if let Some(name) = payload.get_str("malware.name") {
+            let id = sdo_id("malware", &owner, "malware");
+            let mut object = self.sdo("malware", &id, &times, &markings);
+            object.insert("name".into(), name.into());
+            object.insert("is_family".into(), true.into());
+            self.objects.push(Value::Object(object));
+            own_ids.push(id.clone());
+            match &indicator {
+                Some(indicator) => {
+                    let ends = (indicator.as_str(), id.as_str());
+                    own_ids.push(self.relationship(
+                        &owner,
+                        "malware/indicates",
+                        "indicates",
+                        ends,
+                        context,
+                    ));
+                }
+                None => {
+                    let sighting = sdo_id("sighting", &owner, "malware/sighting");
+                    let mut object = self.sdo("sighting", &sighting, &times, &markings);
+                    object.insert("sighting_of_ref".into(), id.into());
+                    object.insert("observed_data_refs".into(), json!([observed_id]));
+                    object.insert("where_sighted_refs".into(), json!([self.producer]));
+                    object.insert("first_seen".into(), times.observed.clone().into());
+                    object.insert("last_seen".into(), times.observed.clone().into());
+                    object.insert("count".into(), 1.into());
+                    self.objects.push(Value::Object(object));
+                    own_ids.push(sighting);
+                }
+            }
+        }
+
+        for cve in cves(payload) {
+            let role = format!("vulnerability/{cve}");
+            let id = sdo_id("vulnerability", &owner, &role);
+            let mut object = self.sdo("vulnerability", &id, &times, &markings);
+            object.insert("name".into(), cve.clone().into());
+            object.insert(
+                "external_references".into(),
+                json!([{"source_name": "cve", "external_id": cve}]),
+            );
+            self.objects.push(Value::Object(object));
+            own_ids.push(id.clone());
+            let ends = (observed_id.as_str(), id.as_str());
+            own_ids.push(self.relationship(
+                &owner,
+                &format!("{role}/related-to"),
+                "related-to",
+                ends,
+                context,
+            ));
+        }
+
+        let mut meta = envelope.meta.clone();
+        for id in &own_ids {
+            meta.uuid.add_alternate(format!("{ID_SCHEME}:{id}"));
+        }
+        let mut object = self.sdo("observed-data", &observed_id, &times, &markings);
+        object.insert("first_observed".into(), times.observed.clone().into());
+        object.insert("last_observed".into(), times.observed.clone().into());
+        object.insert("number_observed".into(), 1.into());
+        object.insert("object_refs".into(), refs.into());
+        if let Some(accuracy) = payload.get("feed.accuracy").and_then(Value::as_f64) {
+            object.insert(
+                "confidence".into(),
+                (accuracy.round() as u64).min(100).into(),
+            );
+        }
+        let labels: Vec<&str> = ["classification.taxonomy", "classification.type"]
+            .iter()
+            .filter_map(|key| payload.get_str(key))
+            .collect();
+        if !labels.is_empty() {
+            object.insert("labels".into(), labels.into());
+        }
+        object.insert("external_references".into(), external_references(envelope));
+        let mut extension = Map::new();
+        extension.insert("extension_type".into(), "property-extension".into());
+        extension.insert("meta".into(), meta.to_value());
+        extension.insert("payload".into(), serde_json::to_value(payload)?);
+        let mut extensions = Map::new();
+        extensions.insert(EXTENSION_ID.into(), Value::Object(extension));
+        object.insert("extensions".into(), Value::Object(extensions));
+        self.objects.push(Value::Object(object));
+        Ok(())
+    }
+}
+
+/// The envelope's own id and its ids in other systems (except STIX ones,
+/// which are the bundle's objects), as external references.
+fn external_references(envelope: &Envelope) -> Value {
+    let ids = &envelope.meta.uuid;
+    let own = json!({"source_name": SOURCE_NAME, "external_id": ids.id.to_string()});
+    let others = ids.alternates().iter().filter_map(|alternate| {
+        let (scheme, id) = alternate.split_once(':')?;
+        (scheme != ID_SCHEME).then(|| json!({"source_name": scheme, "external_id": id}))
+    });
+    std::iter::once(own).chain(others).collect()
+}
+
+/// Escapes a value for a single-quoted STIX pattern string.
+fn quote(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+/// The indicator's pattern and the value it names: the most specific
+/// observable of the source side (URL, domain, IP), else of the destination
+/// side, else the malware's file hashes.
+fn pattern(payload: &Event) -> Option<(String, String)> {
+    for prefix in ["source", "destination"] {
+        for (field, path) in [
+            ("url", "url:value"),
+            ("fqdn", "domain-name:value"),
+            ("ip", "ipv4-addr:value"),
+        ] {
+            if let Some(value) = payload.get_str(&format!("{prefix}.{field}")) {
+                let path = if field == "ip" && value.contains(':') {
+                    "ipv6-addr:value"
+                } else {
+                    path
+                };
+                return Some((format!("[{path} = '{}']", quote(value)), value.to_owned()));
+            }
+        }
+    }
+    let comparisons: Vec<String> = HASHES
+        .iter()
+        .filter_map(|(field, name)| {
+            let value = payload.get_str(field)?;
+            Some(format!("file:hashes.'{name}' = '{}'", quote(value)))
+        })
+        .collect();
+    let value = HASHES
+        .iter()
+        .rev()
+        .find_map(|(field, _)| payload.get_str(field))?;
+    Some((format!("[{}]", comparisons.join(" AND ")), value.to_owned()))
+}
+
+/// The CVE ids the event names (classification.identifier,
+/// product.vulnerabilities), upper case, each once.
+fn cves(payload: &Event) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for key in ["classification.identifier", "product.vulnerabilities"] {
+        let Some(text) = payload.get_str(key) else {
+            continue;
+        };
+        for hit in CVE.find_iter(text) {
+            let id = hit.as_str().to_ascii_uppercase();
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        }
+    }
+    found
+}
