@@ -236,7 +236,14 @@ impl<'a> Foreign<'a> {
     }
 
     fn events(&self, bundle_id: &str, context: &DecodeContext) -> Result<Vec<Envelope>> {
-        let mut covered: HashSet<&str> = HashSet::new();
+        // observed-data an indicator is based on become part of its event,
+        // wherever they stand in the bundle.
+        let covered: HashSet<&str> = self
+            .relations
+            .iter()
+            .filter(|((kind, source), _)| *kind == "based-on" && source.starts_with("indicator--"))
+            .flat_map(|(_, targets)| targets.iter().copied())
+            .collect();
         let mut drafts: Vec<(&Value, Draft)> = Vec::new();
         for object in self.objects {
             let (Some(kind), Some(id)) = (str_of(object, "type"), str_of(object, "id")) else {
@@ -247,7 +254,6 @@ impl<'a> Foreign<'a> {
                     let mut draft = self.indicator(object);
                     for observed in self.related("based-on", id) {
                         if let Some(observed_id) = str_of(observed, "id") {
-                            covered.insert(observed_id);
                             draft.ids.push(observed_id.to_owned());
                         }
                         self.observed_data(observed, &mut draft);

@@ -339,6 +339,7 @@ impl Bundle {
                 "name".into(),
                 format!("{} {value}", kind.unwrap_or("event")).into(),
             );
+            object.insert("description".into(), description(payload).into());
             object.insert(
                 "indicator_types".into(),
                 rule.indicator_types.clone().into(),
@@ -500,6 +501,25 @@ fn pattern(payload: &Event) -> Option<(String, String)> {
         .rev()
         .find_map(|(field, _)| payload.get_str(field))?;
     Some((format!("[{}]", comparisons.join(" AND ")), value.to_owned()))
+}
+
+/// The indicator's description (the validator wants one, check 303): the
+/// event's own text, else its classification and feed.
+fn description(payload: &Event) -> String {
+    if let Some(text) = payload.get_str("event_description.text") {
+        return text.to_owned();
+    }
+    let field = |key| payload.get_str(key).unwrap_or("unknown");
+    let mut text = format!(
+        "IntelMQ {}/{} event",
+        field("classification.taxonomy"),
+        field("classification.type")
+    );
+    if let Some(feed) = payload.get_str("feed.name") {
+        text.push_str(&format!(" from feed {feed}"));
+    }
+    text.push('.');
+    text
 }
 
 /// The CVE ids the event names (classification.identifier,
