@@ -321,10 +321,14 @@ impl Bundle {
         let file = self.file(payload);
         refs.extend(file.iter().cloned());
         if refs.is_empty() {
-            return Err(Error::shape(
-                "stix: the event has no observable (IP address, domain, URL, AS number, \
-                 e-mail address or malware hash) for observed-data to refer to",
-            ));
+            // The data the event was parsed from is what was observed.
+            let raw = payload.get_str("raw").ok_or_else(|| {
+                Error::shape(
+                    "stix: the event has no observable (IP address, domain, URL, AS number, \
+                     e-mail address, malware hash or raw data) for observed-data to refer to",
+                )
+            })?;
+            refs.push(self.sco("artifact", json!({"payload_bin": raw}), &[]));
         }
 
         let observed_id = sdo_id("observed-data", &owner, "observed-data");
