@@ -183,7 +183,8 @@ impl Draft {
 struct Foreign<'a> {
     objects: &'a [Value],
     by_id: HashMap<&'a str, &'a Value>,
-    /// (relationship type, source id) → target ids.
+    /// (relationship type, source id) → target ids; for sightings,
+    /// (`sighting-of`, sighted object id) → sighting ids.
     relations: HashMap<(&'a str, &'a str), Vec<&'a str>>,
 }
 
@@ -207,6 +208,14 @@ impl<'a> Foreign<'a> {
         for object in objects {
             if let Some(id) = str_of(object, "id") {
                 by_id.insert(id, object);
+            }
+            // A sighting is indexed like a relationship to what it saw.
+            if str_of(object, "type") == Some("sighting") {
+                if let (Some(id), Some(seen)) =
+                    (str_of(object, "id"), str_of(object, "sighting_of_ref"))
+                {
+                    relations.entry(("sighting-of", seen)).or_default().push(id);
+                }
             }
             if str_of(object, "type") == Some("relationship") {
                 if let (Some(kind), Some(source), Some(target)) = (
@@ -505,7 +514,29 @@ impl<'a> Foreign<'a> {
                 }
             }
         }
-        for key in ["name", "labels", "indicator_types", "infrastructure_types"] {
+        for sighting in self.related("sighting-of", id) {
+            let mut seen = Map::new();
+            for key in ["first_seen", "last_seen", "count"] {
+                if let Some(value) = sighting.get(key) {
+                    seen.insert(key.into(), value.clone());
+                }
+            }
+            let places: Vec<Value> = strings(sighting, "where_sighted_refs")
+                .filter_map(|place| self.by_id.get(place)?.get("name").cloned())
+                .collect();
+            if !places.is_empty() {
+                seen.insert("where_sighted".into(), places.into());
+            }
+            draft.push_stix("sightings", Value::Object(seen));
+        }
+        for key in [
+            "name",
+            "labels",
+            "indicator_types",
+            "infrastructure_types",
+            "last_observed",
+            "number_observed",
+        ] {
             if let Some(value) = object.get(key) {
                 draft.stix.insert(key.into(), value.clone());
             }

@@ -160,6 +160,10 @@ struct Side {
     address: Option<String>,
     /// `ipv4` or `ipv6`, when the side has an IP address.
     family: Option<&'static str>,
+    /// The IP address SCO, which `belongs-to` the autonomous system.
+    ip: Option<String>,
+    /// The autonomous-system SCO.
+    asn: Option<String>,
 }
 
 impl Bundle {
@@ -194,6 +198,7 @@ impl Bundle {
             };
             let id = self.sco(kind, json!({"value": ip}), &[]);
             side.address = Some(id.clone());
+            side.ip = Some(id.clone());
             side.family = Some(family);
             refs.push(id);
         }
@@ -206,7 +211,13 @@ impl Bundle {
             refs.push(self.sco("url", json!({"value": url}), &[]));
         }
         if let Some(asn) = get("asn").and_then(Value::as_u64) {
-            refs.push(self.sco("autonomous-system", json!({"number": asn}), &[]));
+            let name: Vec<(&str, Value)> = get("as_name")
+                .map(|name| ("name", name.clone()))
+                .into_iter()
+                .collect();
+            let id = self.sco("autonomous-system", json!({"number": asn}), &name);
+            side.asn = Some(id.clone());
+            refs.push(id);
         }
         if let Some(account) = get("account").and_then(Value::as_str) {
             if account.contains('@') {
@@ -397,6 +408,14 @@ impl Bundle {
                     self.objects.push(Value::Object(object));
                     own_ids.push(sighting);
                 }
+            }
+        }
+
+        for (side, name) in [(&source, "source"), (&destination, "destination")] {
+            if let (Some(ip), Some(asn)) = (&side.ip, &side.asn) {
+                let role = format!("{name}/belongs-to");
+                let ends = (ip.as_str(), asn.as_str());
+                own_ids.push(self.relationship(&owner, &role, "belongs-to", ends, context));
             }
         }
 
