@@ -95,21 +95,6 @@ fn pattern_target(path: &str) -> Option<Target> {
     })
 }
 
-/// The IntelMQ field of a STIX hash name (`SHA-256`, `SHA256`, `sha256`...).
-fn hash_field(name: &str) -> Option<&'static str> {
-    let name: String = name
-        .chars()
-        .filter(|c| *c != '-')
-        .collect::<String>()
-        .to_ascii_uppercase();
-    match name.as_str() {
-        "MD5" => Some("malware.hash.md5"),
-        "SHA1" => Some("malware.hash.sha1"),
-        "SHA256" => Some("malware.hash.sha256"),
-        _ => None,
-    }
-}
-
 /// The fields of one event being gathered from STIX objects.
 #[derive(Default)]
 struct Draft {
@@ -160,7 +145,7 @@ impl Draft {
                     .map_or_else(|_| value.clone(), Value::from);
                 self.set(format!("{side}.port"), port);
             }
-            Target::Hash => match hash_field(property.trim_start_matches("hashes.")) {
+            Target::Hash => match mapping::hash_field(property.trim_start_matches("hashes.")) {
                 Some(field) => self.set(field.to_owned(), value.clone()),
                 None => self.push_stix("unmapped", json!({property: value})),
             },
@@ -561,5 +546,61 @@ impl<'a> Foreign<'a> {
             meta.uuid.add_alternate(format!("{ID_SCHEME}:{other}"));
         }
         Ok(Envelope { meta, payload })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(objects: Value) -> Result<Vec<Envelope>> {
+        let bundle = json!({"type": "bundle", "id": "bundle--44af6c39-c09b-49c5-9de2-394224b04982", "objects": objects});
+        envelopes(&bundle, &DecodeContext::new("here"))
+    }
+
+    fn indicator(pattern: &str) -> Value {
+        json!({
+            "type": "indicator", "spec_version": "2.1",
+            "id": "indicator--33fe3b22-0201-47cf-85d0-97c02164528d",
+            "created": "2014-05-08T09:00:00.000Z", "modified": "2014-05-08T09:00:00.000Z",
+            "pattern": pattern, "pattern_type": "stix", "valid_from": "2014-05-08T09:00:00Z",
+            "labels": ["Phishing"]
+        })
+    }
+
+    #[test]
+    fn unknown_paths_and_second_values_go_to_extra() {
+        let events = decode(json!([indicator(
+            "[ipv4-addr:value = '192.0.2.1'] AND [ipv4-addr:value = '192.0.2.2'] AND [process:pid = 4]"
+        )]))
+        .unwrap();
+        let payload = &events[0].payload;
+        assert_eq!(payload.get_str("source.ip"), Some("192.0.2.1"));
+        assert_eq!(payload.get_str("classification.type"), Some("phishing"));
+        let stix = payload.get("extra.stix").unwrap();
+        assert_eq!(
+            stix["more"],
+            json!([{"field": "source.ip", "value": "192.0.2.2"}])
+        );
+        assert_eq!(stix["unmapped"], json!([{"process:pid": "4"}]));
+        assert_eq!(
+            events[0].meta.uuid.id,
+            derived_id("stix:indicator--33fe3b22-0201-47cf-85d0-97c02164528d")
+        );
+    }
+
+    #[test]
+    fn unknown_object_types_are_skipped_not_fatal() {
+        let mut objects = vec![
+            json!({"type": "x-anything", "id": "x-anything--33fe3b22-0201-47cf-85d0-97c02164528d", "what": [1]}),
+        ];
+        assert!(decode(json!(objects.clone())).is_err());
+        objects.push(indicator("[domain-name:value = 'example.org']"));
+        let events = decode(json!(objects)).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].payload.get_str("source.fqdn"),
+            Some("example.org")
+        );
     }
 }

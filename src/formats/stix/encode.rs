@@ -16,7 +16,7 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use super::ids::{sco_id, sdo_id, timestamp};
-use super::mapping;
+use super::mapping::{self, HASHES};
 use super::{
     EXTENSION_ID, EXTENSION_SCHEMA, FIXED_CREATED, ID_SCHEME, PROJECT_IDENTITY_ID, SOURCE_NAME,
 };
@@ -25,14 +25,6 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::formats::EncodeContext;
 use crate::harmonization::parse_datetime;
-
-/// IntelMQ's hash fields and the STIX hash names they become, strongest
-/// last: the SCO id takes the first one present (MD5, SHA-1, SHA-256).
-pub const HASHES: [(&str, &str); 3] = [
-    ("malware.hash.md5", "MD5"),
-    ("malware.hash.sha1", "SHA-1"),
-    ("malware.hash.sha256", "SHA-256"),
-];
 
 static CVE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\bcve-\d{4}-\d{4,}\b").unwrap_or_else(|error| panic!("{error}"))

@@ -7,6 +7,30 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
+/// IntelMQ's hash fields and the STIX hash names they become, strongest
+/// last: an SCO id takes the first one present (MD5, SHA-1, SHA-256).
+pub const HASHES: [(&str, &str); 3] = [
+    ("malware.hash.md5", "MD5"),
+    ("malware.hash.sha1", "SHA-1"),
+    ("malware.hash.sha256", "SHA-256"),
+];
+
+/// The IntelMQ field of a STIX hash name, however it is spelled
+/// (`SHA-256`, `SHA256`, `sha256`).
+pub fn hash_field(name: &str) -> Option<&'static str> {
+    let plain = |text: &str| -> String {
+        text.chars()
+            .filter(|c| *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect()
+    };
+    let name = plain(name);
+    HASHES
+        .iter()
+        .find(|(_, stix)| plain(stix) == name)
+        .map(|(field, _)| *field)
+}
+
 /// What an IntelMQ classification type becomes besides its observed-data.
 #[derive(Debug, Deserialize)]
 pub struct EncodeRule {
@@ -165,6 +189,14 @@ mod tests {
         {
             assert!(classes.is_type(kind), "decode: {kind}");
         }
+    }
+
+    #[test]
+    fn hash_names_in_any_spelling() {
+        assert_eq!(hash_field("SHA-256"), Some("malware.hash.sha256"));
+        assert_eq!(hash_field("sha1"), Some("malware.hash.sha1"));
+        assert_eq!(hash_field("MD5"), Some("malware.hash.md5"));
+        assert_eq!(hash_field("SHA-512"), None);
     }
 
     #[test]
