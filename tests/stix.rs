@@ -56,7 +56,8 @@ fn envelopes_in(path: &Path) -> Vec<Envelope> {
         .collect()
 }
 
-const FROM_INTELMQ: [&str; 9] = [
+const FROM_INTELMQ: [&str; 10] = [
+    "blocklist-network.json",
     "scanner.json",
     "phishing-url.json",
     "c2-ip.json",

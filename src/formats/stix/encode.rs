@@ -182,7 +182,9 @@ impl Bundle {
     fn side(&mut self, payload: &Event, prefix: &str, refs: &mut Vec<String>) -> Side {
         let get = |name: &str| payload.get(&format!("{prefix}.{name}"));
         let mut side = Side::default();
-        if let Some(ip) = get("ip").and_then(Value::as_str) {
+        // An IP address, else the network (STIX address values may be CIDRs).
+        let address = get("ip").or_else(|| get("network"));
+        if let Some(ip) = address.and_then(Value::as_str) {
             let (kind, family) = if ip.contains(':') {
                 ("ipv6-addr", "ipv6")
             } else {
@@ -485,22 +487,24 @@ fn quote(value: &str) -> String {
 }
 
 /// The indicator's pattern and the value it names: the most specific
-/// observable of the source side (URL, domain, IP), else of the destination
-/// side, else the malware's file hashes.
+/// observable of the source side (URL, domain, IP, network as `ISSUBSET`),
+/// else of the destination side, else the malware's file hashes.
 fn pattern(payload: &Event) -> Option<(String, String)> {
     for prefix in ["source", "destination"] {
-        for (field, path) in [
-            ("url", "url:value"),
-            ("fqdn", "domain-name:value"),
-            ("ip", "ipv4-addr:value"),
+        for (field, path, operator) in [
+            ("url", "url:value", "="),
+            ("fqdn", "domain-name:value", "="),
+            ("ip", "ipv4-addr:value", "="),
+            ("network", "ipv4-addr:value", "ISSUBSET"),
         ] {
             if let Some(value) = payload.get_str(&format!("{prefix}.{field}")) {
-                let path = if field == "ip" && value.contains(':') {
+                let path = if path.starts_with("ipv4") && value.contains(':') {
                     "ipv6-addr:value"
                 } else {
                     path
                 };
-                return Some((format!("[{path} = '{}']", quote(value)), value.to_owned()));
+                let pattern = format!("[{path} {operator} '{}']", quote(value));
+                return Some((pattern, value.to_owned()));
             }
         }
     }
