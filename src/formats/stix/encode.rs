@@ -269,62 +269,44 @@ impl Bundle {
         Some(self.sco("file", contributing, &[("hashes", Value::Object(hashes))]))
     }
 
-    /// Common properties of a domain or relationship object.
-    fn sdo(
-        &self,
-        kind: &str,
-        id: &str,
-        times: &Times,
-        markings: &Option<Value>,
-    ) -> Map<String, Value> {
+    /// Common properties of a domain or relationship object of an event.
+    fn sdo(&self, kind: &str, id: &str, own: &Own) -> Map<String, Value> {
         let mut object = Map::new();
         object.insert("type".into(), kind.into());
         object.insert("spec_version".into(), "2.1".into());
         object.insert("id".into(), id.into());
         object.insert("created_by_ref".into(), self.producer.clone().into());
-        object.insert("created".into(), times.created.clone().into());
-        object.insert("modified".into(), times.created.clone().into());
-        if let Some(markings) = markings {
+        object.insert("created".into(), own.times.created.clone().into());
+        object.insert("modified".into(), own.times.created.clone().into());
+        if let Some(markings) = &own.markings {
             object.insert("object_marking_refs".into(), markings.clone());
         }
         object
     }
 
-    fn relationship(
-        &mut self,
-        owner: &str,
-        role: &str,
-        kind: &str,
-        (source, target): (&str, &str),
-        (times, markings): (&Times, &Option<Value>),
-    ) -> String {
-        let id = sdo_id("relationship", owner, role);
-        let mut object = self.sdo("relationship", &id, times, markings);
+    /// Adds an object that stands for the event alone.
+    fn add_own(&mut self, own: &mut Own, object: Map<String, Value>, id: String) {
+        self.objects.push(Value::Object(object));
+        own.ids.push(id);
+    }
+
+    /// Adds a relationship of the event.
+    fn relationship(&mut self, own: &mut Own, role: &str, kind: &str, source: &str, target: &str) {
+        let id = sdo_id("relationship", &own.owner, role);
+        let mut object = self.sdo("relationship", &id, own);
         object.insert("relationship_type".into(), kind.into());
         object.insert("source_ref".into(), source.into());
         object.insert("target_ref".into(), target.into());
-        self.objects.push(Value::Object(object));
-        id
+        self.add_own(own, object, id);
     }
 
     fn add_event(&mut self, envelope: &Envelope) -> Result<()> {
         let payload = &envelope.payload;
-        let owner = envelope.meta.uuid.id.to_string();
-        let times = Times::of(envelope);
-        let markings = payload
-            .get_str("tlp")
-            .and_then(|level| mapping::tlp().marking_id(level))
-            .map(|id| json!([id]));
-        let context = (&times, &markings);
-
         let mut refs = Vec::new();
         let source = self.side(payload, "source", &mut refs);
         let destination = self.side(payload, "destination", &mut refs);
-        if let Some(id) = self.traffic(payload, &source, &destination) {
-            refs.push(id);
-        }
-        let file = self.file(payload);
-        refs.extend(file.iter().cloned());
+        refs.extend(self.traffic(payload, &source, &destination));
+        refs.extend(self.file(payload));
         if refs.is_empty() {
             // The data the event was parsed from is what was observed.
             let raw = payload.get_str("raw").ok_or_else(|| {
@@ -336,118 +318,107 @@ impl Bundle {
             refs.push(self.sco("artifact", json!({"payload_bin": raw}), &[]));
         }
 
-        let observed_id = sdo_id("observed-data", &owner, "observed-data");
-        let mut own_ids = vec![observed_id.clone()];
-        let kind = payload.get_str("classification.type");
-        let rule = kind.and_then(|kind| mapping::classification().encode.get(kind));
-        let indicator = rule.and_then(|rule| {
-            let (pattern, value) = pattern(payload)?;
-            let id = sdo_id("indicator", &owner, "indicator");
-            let mut object = self.sdo("indicator", &id, &times, &markings);
-            object.insert(
-                "name".into(),
-                format!("{} {value}", kind.unwrap_or("event")).into(),
-            );
-            object.insert("description".into(), description(payload).into());
-            object.insert(
-                "indicator_types".into(),
-                rule.indicator_types.clone().into(),
-            );
-            object.insert("pattern".into(), pattern.into());
-            object.insert("pattern_type".into(), "stix".into());
-            object.insert("pattern_version".into(), "2.1".into());
-            object.insert("valid_from".into(), times.observed.clone().into());
-            self.objects.push(Value::Object(object));
-            Some(id)
-        });
-        if let Some(indicator) = &indicator {
-            own_ids.push(indicator.clone());
-            let ends = (indicator.as_str(), observed_id.as_str());
-            own_ids.push(self.relationship(
-                &owner,
-                "indicator/based-on",
-                "based-on",
-                ends,
-                context,
-            ));
-        }
-
-        if let Some(name) = payload.get_str("malware.name") {
-            let id = sdo_id("malware", &owner, "malware");
-            let mut object = self.sdo("malware", &id, &times, &markings);
-            object.insert("name".into(), name.into());
-            object.insert("is_family".into(), true.into());
-            self.objects.push(Value::Object(object));
-            own_ids.push(id.clone());
-            match &indicator {
-                Some(indicator) => {
-                    let ends = (indicator.as_str(), id.as_str());
-                    own_ids.push(self.relationship(
-                        &owner,
-                        "malware/indicates",
-                        "indicates",
-                        ends,
-                        context,
-                    ));
-                }
-                None => {
-                    let sighting = sdo_id("sighting", &owner, "malware/sighting");
-                    let mut object = self.sdo("sighting", &sighting, &times, &markings);
-                    object.insert("sighting_of_ref".into(), id.into());
-                    object.insert("observed_data_refs".into(), json!([observed_id]));
-                    object.insert("where_sighted_refs".into(), json!([self.producer]));
-                    object.insert("first_seen".into(), times.observed.clone().into());
-                    object.insert("last_seen".into(), times.observed.clone().into());
-                    object.insert("count".into(), 1.into());
-                    self.objects.push(Value::Object(object));
-                    own_ids.push(sighting);
-                }
-            }
-        }
-
+        let mut own = Own::new(envelope);
+        let indicator = self.indicator(&mut own);
+        self.malware(&mut own, indicator.as_deref());
         for (side, name) in [(&source, "source"), (&destination, "destination")] {
             if let (Some(ip), Some(asn)) = (&side.ip, &side.asn) {
                 let role = format!("{name}/belongs-to");
-                let ends = (ip.as_str(), asn.as_str());
-                own_ids.push(self.relationship(&owner, &role, "belongs-to", ends, context));
+                self.relationship(&mut own, &role, "belongs-to", ip, asn);
             }
         }
+        self.vulnerabilities(&mut own);
+        self.observed_data(own, refs)
+    }
 
-        for cve in cves(payload) {
-            let role = format!("vulnerability/{cve}");
-            let id = sdo_id("vulnerability", &owner, &role);
-            let mut object = self.sdo("vulnerability", &id, &times, &markings);
-            object.insert("name".into(), cve.clone().into());
-            object.insert(
-                "external_references".into(),
-                json!([{"source_name": "cve", "external_id": cve}]),
-            );
-            self.objects.push(Value::Object(object));
-            own_ids.push(id.clone());
-            let ends = (observed_id.as_str(), id.as_str());
-            own_ids.push(self.relationship(
-                &owner,
-                &format!("{role}/related-to"),
-                "related-to",
-                ends,
-                context,
-            ));
+    /// The indicator of an IoC-like event (per the classification table)
+    /// and its `based-on` relationship; its id.
+    fn indicator(&mut self, own: &mut Own) -> Option<String> {
+        let payload = &own.envelope.payload;
+        let kind = payload.get_str("classification.type")?;
+        let rule = mapping::classification().encode.get(kind)?;
+        let (pattern, value) = pattern(payload)?;
+        let id = sdo_id("indicator", &own.owner, "indicator");
+        let mut object = self.sdo("indicator", &id, own);
+        object.insert("name".into(), format!("{kind} {value}").into());
+        object.insert("description".into(), description(payload).into());
+        let types = rule.indicator_types.clone();
+        object.insert("indicator_types".into(), types.into());
+        object.insert("pattern".into(), pattern.into());
+        object.insert("pattern_type".into(), "stix".into());
+        object.insert("pattern_version".into(), "2.1".into());
+        object.insert("valid_from".into(), own.times.observed.clone().into());
+        self.add_own(own, object, id.clone());
+        let observed = own.observed_id.clone();
+        self.relationship(own, "indicator/based-on", "based-on", &id, &observed);
+        Some(id)
+    }
+
+    /// The malware a `malware.name` names: `indicates`d by the indicator,
+    /// or, without one (an infected system), seen in a sighting.
+    fn malware(&mut self, own: &mut Own, indicator: Option<&str>) {
+        let Some(name) = own.envelope.payload.get_str("malware.name") else {
+            return;
+        };
+        let id = sdo_id("malware", &own.owner, "malware");
+        let mut object = self.sdo("malware", &id, own);
+        object.insert("name".into(), name.into());
+        object.insert("is_family".into(), true.into());
+        self.add_own(own, object, id.clone());
+        if let Some(indicator) = indicator {
+            self.relationship(own, "malware/indicates", "indicates", indicator, &id);
+            return;
         }
+        let sighting = sdo_id("sighting", &own.owner, "malware/sighting");
+        let mut object = self.sdo("sighting", &sighting, own);
+        object.insert("sighting_of_ref".into(), id.into());
+        object.insert("observed_data_refs".into(), json!([own.observed_id]));
+        object.insert("where_sighted_refs".into(), json!([self.producer]));
+        object.insert("first_seen".into(), own.times.observed.clone().into());
+        object.insert("last_seen".into(), own.times.observed.clone().into());
+        object.insert("count".into(), 1.into());
+        self.add_own(own, object, sighting);
+    }
 
+    /// A vulnerability per CVE id, `related-to` from the observed-data.
+    fn vulnerabilities(&mut self, own: &mut Own) {
+        for cve in cves(&own.envelope.payload) {
+            let role = format!("vulnerability/{cve}");
+            let id = sdo_id("vulnerability", &own.owner, &role);
+            let mut object = self.sdo("vulnerability", &id, own);
+            object.insert("name".into(), cve.clone().into());
+            let reference = json!([{"source_name": "cve", "external_id": cve}]);
+            object.insert("external_references".into(), reference);
+            self.add_own(own, object, id.clone());
+            let observed = own.observed_id.clone();
+            let role = format!("{role}/related-to");
+            self.relationship(own, &role, "related-to", &observed, &id);
+        }
+    }
+
+    /// The event's observed-data, last, since the envelope it carries
+    /// records the ids of all the event's other objects.
+    fn observed_data(&mut self, own: Own, refs: Vec<String>) -> Result<()> {
+        let Own {
+            envelope,
+            times,
+            observed_id,
+            ids,
+            ..
+        } = &own;
+        let payload = &envelope.payload;
         let mut meta = envelope.meta.clone();
-        for id in &own_ids {
+        for id in std::iter::once(observed_id).chain(ids) {
             meta.uuid.add_alternate(format!("{ID_SCHEME}:{id}"));
         }
-        let mut object = self.sdo("observed-data", &observed_id, &times, &markings);
+        let mut object = self.sdo("observed-data", observed_id, &own);
         object.insert("first_observed".into(), times.observed.clone().into());
         object.insert("last_observed".into(), times.observed.clone().into());
         object.insert("number_observed".into(), 1.into());
         object.insert("object_refs".into(), refs.into());
         if let Some(accuracy) = payload.get("feed.accuracy").and_then(Value::as_f64) {
-            object.insert(
-                "confidence".into(),
-                (accuracy.round() as u64).min(100).into(),
-            );
+            let confidence = (accuracy.round().max(0.0) as u64).min(100);
+            object.insert("confidence".into(), confidence.into());
         }
         let labels: Vec<&str> = ["classification.taxonomy", "classification.type"]
             .iter()
@@ -466,6 +437,37 @@ impl Bundle {
         object.insert("extensions".into(), Value::Object(extensions));
         self.objects.push(Value::Object(object));
         Ok(())
+    }
+}
+
+/// What the objects of one event share: their owner (the envelope id) for
+/// deriving ids, their times and markings, and the ids of the objects that
+/// stand for this event alone, to record in the envelope's alternates.
+struct Own<'e> {
+    envelope: &'e Envelope,
+    owner: String,
+    times: Times,
+    markings: Option<Value>,
+    observed_id: String,
+    ids: Vec<String>,
+}
+
+impl<'e> Own<'e> {
+    fn new(envelope: &'e Envelope) -> Self {
+        let owner = envelope.meta.uuid.id.to_string();
+        let markings = envelope
+            .payload
+            .get_str("tlp")
+            .and_then(|level| mapping::tlp().marking_id(level))
+            .map(|id| json!([id]));
+        Own {
+            envelope,
+            observed_id: sdo_id("observed-data", &owner, "observed-data"),
+            owner,
+            times: Times::of(envelope),
+            markings,
+            ids: Vec::new(),
+        }
     }
 }
 
