@@ -7,6 +7,7 @@
 pub mod idea;
 pub mod intelmq;
 pub mod n6;
+pub mod stix;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -102,6 +103,7 @@ impl Registry {
             formats: vec![
                 Box::new(idea::Idea),
                 Box::new(n6::N6),
+                Box::new(stix::Stix),
                 Box::new(intelmq::IntelMq),
             ],
         }

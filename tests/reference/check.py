@@ -343,6 +343,7 @@ CHECKS = [
     check_intelmq,
     format_check("idea"),
     format_check("n6"),
+    format_check("stix"),
 ]
 
 
