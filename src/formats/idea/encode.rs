@@ -417,12 +417,7 @@ fn detect_time(event: &Envelope) -> Result<Value> {
     event
         .meta
         .uuid
-        .id
-        .get_timestamp()
-        .and_then(|stamp| {
-            let (seconds, nanos) = stamp.to_unix();
-            chrono::DateTime::from_timestamp(i64::try_from(seconds).ok()?, nanos)
-        })
+        .created_at()
         .map(|time| time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string().into())
         .ok_or_else(|| Error::Missing {
             field: "time.observation".into(),

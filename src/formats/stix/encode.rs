@@ -11,7 +11,6 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
@@ -121,16 +120,7 @@ impl Times {
                 .map(|time| timestamp(&time))
         };
         let fallback = || {
-            let time = envelope
-                .meta
-                .uuid
-                .id
-                .get_timestamp()
-                .and_then(|stamp| {
-                    let (seconds, nanos) = stamp.to_unix();
-                    DateTime::<Utc>::from_timestamp(i64::try_from(seconds).ok()?, nanos)
-                })
-                .unwrap_or_default();
+            let time = envelope.meta.uuid.created_at().unwrap_or_default();
             timestamp(&time)
         };
         let source = field("time.source");
