@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 use intelmq_bridge::envelope::{derived_id, Envelope, WireForm};
 use intelmq_bridge::formats::idea::Idea;
@@ -493,16 +494,8 @@ fn intelmq_events_follow_the_idea_expert() {
 }
 
 fn bridge(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    let run = common::bridge(args, b"");
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]

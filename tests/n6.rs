@@ -2,11 +2,12 @@
 //! trips, split groups, ids, n6's constraints and the command line.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::LazyLock;
 
+mod common;
+
+use common::bridge;
 use intelmq_bridge::envelope::{link_split_group, Envelope, WireForm};
 use intelmq_bridge::formats::n6::N6;
 use intelmq_bridge::formats::{DecodeContext, EncodeContext, Format, Registry};
@@ -286,18 +287,6 @@ fn n6_is_recognised_by_shape_and_only_n6() {
     assert!(!N6.recognises(&json!({"Format": "IDEA0", "ID": "x"})));
 }
 
-fn bridge(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn cli_translates_n6_by_shape_and_merges_groups_back() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -316,8 +305,8 @@ fn cli_translates_n6_by_shape_and_merges_groups_back() {
         ],
         &input,
     );
-    assert_eq!(to_intelmq.status.code(), Some(0));
-    assert_eq!(to_intelmq.stdout.iter().filter(|b| **b == b'\n').count(), 3);
+    assert_eq!(to_intelmq.code, 0);
+    assert_eq!(to_intelmq.stdout.lines().count(), 3);
     let to_n6 = bridge(
         &[
             "translate",
@@ -328,10 +317,10 @@ fn cli_translates_n6_by_shape_and_merges_groups_back() {
             "--origin",
             ORIGIN,
         ],
-        &to_intelmq.stdout,
+        to_intelmq.stdout.as_bytes(),
     );
-    assert_eq!(to_n6.status.code(), Some(0));
-    let back: Value = serde_json::from_slice(&to_n6.stdout).unwrap();
+    assert_eq!(to_n6.code, 0);
+    let back: Value = serde_json::from_str(&to_n6.stdout).unwrap();
     assert_eq!(back, read(&path));
 }
 
@@ -354,13 +343,13 @@ fn cli_rejects_bad_n6_with_field_and_exit_status_1() {
         ],
         input.as_bytes(),
     );
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code, 1);
+    let stderr = &out.stderr;
     assert!(
         stderr.contains(r#"record 2 (line 20): address[1].ip: "192.0.2.1" is listed twice"#),
         "{stderr}"
     );
     let out = bridge(&["validate", "--format", "n6"], input.as_bytes());
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 valid, 1 invalid\n");
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "1 valid, 1 invalid\n");
 }

@@ -2,7 +2,8 @@
 //! round trips, foreign bundles, invalid bundles, snapshots.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 use intelmq_bridge::envelope::Envelope;
 use intelmq_bridge::formats::stix::{bundle_schema, Stix};
@@ -16,21 +17,16 @@ fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// Runs the bridge; returns stdout lines as JSON, stderr and the exit code.
+/// Runs the bridge on a file; returns stdout lines as JSON, stderr and the exit code.
 fn bridge(args: &[&str], input: &Path) -> (Vec<Value>, String, i32) {
-    let output = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .args(args)
-        .args(["--origin", "test-origin"])
-        .arg(input)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let lines = stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
+    let input = input.to_str().expect("UTF-8 path");
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--origin", "test-origin", input])
         .collect();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    (lines, stderr, output.status.code().unwrap())
+    let run = common::bridge(&args, b"");
+    (run.lines(), run.stderr, run.code)
 }
 
 fn envelopes_in(path: &Path) -> Vec<Envelope> {
@@ -398,14 +394,9 @@ fn bundles_are_recognised_by_shape_and_validated() {
     assert!(!Stix.recognises(&json!({"type": "indicator"})));
     let registry = intelmq_bridge::formats::Registry::standard();
     assert_eq!(registry.recognise(&bundle).unwrap().name(), "stix");
-    let output = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .args(["validate", "--format", "stix"])
-        .arg(fixture("foreign/oasis-indicator-c2-ip.json"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "1 valid, 0 invalid\n"
-    );
+    let path = fixture("foreign/oasis-indicator-c2-ip.json");
+    let path = path.to_str().expect("UTF-8 path");
+    let run = common::bridge(&["validate", "--format", "stix", path], b"");
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout, "1 valid, 0 invalid\n");
 }
