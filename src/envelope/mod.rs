@@ -165,6 +165,13 @@ impl Ids {
         push_unique(&mut self.related, id.into());
     }
 
+    /// When the message was created, as its id says: time-ordered ids
+    /// (UUIDv7, and v1/v6) carry their creation time; derived ones do not.
+    pub fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let (seconds, nanos) = self.id.get_timestamp()?.to_unix();
+        chrono::DateTime::from_timestamp(i64::try_from(seconds).ok()?, nanos)
+    }
+
     /// The alternate ids (empty when none).
     pub fn alternates(&self) -> &[String] {
         self.alternate.as_deref().unwrap_or_default()
@@ -191,11 +198,17 @@ fn push_unique(list: &mut Option<Vec<String>>, id: String) {
 impl Meta {
     /// Meta for a message that arrives without any: version 1, a new id.
     pub fn new(kind: MessageType, format: &str, origin: &str) -> Self {
+        Meta::with_ids(kind, format, Ids::new(origin))
+    }
+
+    /// Meta made here for a message whose ids are already decided (derived
+    /// from a partner's id, so that decoding it again gives the same ids).
+    pub fn with_ids(kind: MessageType, format: &str, uuid: Ids) -> Self {
         Meta {
             version: VERSION,
             kind,
             format: format.to_owned(),
-            uuid: Ids::new(origin),
+            uuid,
             links: None,
             extensions: Map::new(),
             arrived: false,
@@ -595,6 +608,17 @@ mod tests {
         assert_eq!(meta["uuid"]["related"], json!([]));
         assert_eq!(meta["uuid"]["group"], json!([]));
         assert_eq!(meta["uuid"]["alternate"], json!([]));
+    }
+
+    #[test]
+    fn creation_time_comes_from_time_ordered_ids_only() {
+        let made = Ids::new("here");
+        let age = chrono::Utc::now() - made.created_at().unwrap();
+        assert!(age.num_seconds().abs() < 60);
+        assert_eq!(
+            Ids::with_id("here", derived_id("idea:1")).created_at(),
+            None
+        );
     }
 
     #[test]

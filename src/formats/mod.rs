@@ -4,7 +4,10 @@
 //! A format never knows which transport carried its bytes; it turns native
 //! JSON messages into envelopes and envelopes into native JSON messages.
 
+pub mod idea;
 pub mod intelmq;
+pub mod n6;
+pub mod stix;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -97,7 +100,12 @@ impl Registry {
     /// check comes last.
     pub fn standard() -> Self {
         Registry {
-            formats: vec![Box::new(intelmq::IntelMq)],
+            formats: vec![
+                Box::new(idea::Idea),
+                Box::new(n6::N6),
+                Box::new(stix::Stix),
+                Box::new(intelmq::IntelMq),
+            ],
         }
     }
 

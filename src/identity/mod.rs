@@ -6,8 +6,9 @@
 //! alternate (`idea:…`, `n6:…`, `stix:…`, opaque ticket ids, and the
 //! optional `fp:` fingerprint). The [`LoopGuard`] asks a [`SeenStore`]
 //! whether any of them was seen before, and applies the own-origin rule:
-//! meta that arrives naming this instance as its origin is a loop even when
-//! the store has forgotten it.
+//! meta that arrives naming this instance as its origin, or an IDEA message
+//! whose `Node` list names this instance's node, is a loop even when the
+//! store has forgotten it.
 
 mod fingerprint;
 mod redis_store;
@@ -16,8 +17,11 @@ mod store;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::envelope::Envelope;
 use crate::error::Result;
+use crate::formats::idea;
 
 pub use fingerprint::Fingerprint;
 pub use redis_store::RedisStore;
@@ -43,9 +47,15 @@ pub enum Verdict {
     Loop,
 }
 
+/// Where decoded IDEA keeps the `Node` list of the message (the nodes it
+/// passed, last first): see `mappings/idea/README.md`.
+const IDEA_NODES: &str = "extra.idea";
+
 /// Decides whether decoded messages are new, duplicates or loops.
 pub struct LoopGuard {
     origin: String,
+    /// This instance's name as an IDEA node (`Node.Name`).
+    node_name: String,
     store: Box<dyn SeenStore>,
     fingerprint: Option<Fingerprint>,
 }
@@ -56,6 +66,7 @@ impl LoopGuard {
     pub fn new(origin: &str, store: Box<dyn SeenStore>, fingerprint: Option<Fingerprint>) -> Self {
         LoopGuard {
             origin: origin.to_owned(),
+            node_name: idea::node_name(origin),
             store,
             fingerprint,
         }
@@ -90,7 +101,10 @@ impl LoopGuard {
                 event.meta.uuid.add_alternate(id);
             }
         }
-        let own = |event: &Envelope| event.meta.arrived && event.meta.uuid.origin == self.origin;
+        let own = |event: &Envelope| {
+            (event.meta.arrived && event.meta.uuid.origin == self.origin)
+                || idea_nodes(event).any(|name| name == self.node_name)
+        };
         if events.iter().any(own) {
             return Ok(Verdict::Loop);
         }
@@ -111,6 +125,18 @@ impl LoopGuard {
     pub fn flush(&mut self) -> Result<()> {
         self.store.flush()
     }
+}
+
+/// The names in the IDEA `Node` list an event was decoded with.
+fn idea_nodes(event: &Envelope) -> impl Iterator<Item = &str> {
+    event
+        .payload
+        .get(IDEA_NODES)
+        .and_then(|idea| idea.get("Node"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|node| node.get("Name").and_then(Value::as_str))
 }
 
 #[cfg(test)]
@@ -173,6 +199,20 @@ mod tests {
         let mut came_back = event("cert-a");
         came_back.meta.arrived = true;
         assert_eq!(guard.admit(&mut [came_back]).unwrap(), Verdict::Loop);
+    }
+
+    #[test]
+    fn an_idea_node_list_naming_this_instance_is_a_loop() {
+        let dir = temp_dir("node");
+        let mut guard = guard(&dir);
+        let warden = serde_json::json!({
+            "Format": "IDEA0", "ID": "w-1", "DetectTime": "2026-01-01T00:00:00Z",
+            "Category": ["Recon.Scanning"], "Source": [{"IP4": ["192.0.2.1"]}],
+            "Node": [{"Name": "org.partner.relay"}, {"Name": "cert_a"}]
+        });
+        let context = crate::formats::DecodeContext::new("cert-x");
+        let mut events = crate::formats::Format::decode(&idea::Idea, warden, &context).unwrap();
+        assert_eq!(guard.admit(&mut events).unwrap(), Verdict::Loop);
     }
 
     #[test]

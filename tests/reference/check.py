@@ -328,11 +328,22 @@ def check_intelmq():
 
 
 # --------------------------------------------------------------------------
-# Register format checks here, in order. Planned: check_idea (idea-format),
-# check_n6, check_stix (stix2-validator), each built like check_intelmq.
+# The other formats' checks live in check_<format>.py, each exposing
+# check(bridge, repo) -> (passed, failed).
+
+def format_check(name):
+    def run():
+        module = __import__(f"check_{name}")
+        return module.check(str(BRIDGE), str(REPO))
+    run.__name__ = f"check_{name}"
+    return run
+
 
 CHECKS = [
     check_intelmq,
+    format_check("idea"),
+    format_check("n6"),
+    format_check("stix"),
 ]
 
 

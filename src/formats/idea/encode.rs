@@ -1,0 +1,579 @@
+//! Envelopes → IDEA, following IntelMQ's IDEA expert (IntelMQ 3.5) where it
+//! writes valid IDEA, and merging a whole split group into one message.
+//!
+//! Each message carries `_intelmq`: for every event its meta, the payload
+//! fields that the IDEA keys do not give back exactly, and which Source and
+//! Target entry are its own. What the IDEA keys give back is decided by
+//! running the decoder's own reading ([`carried_fields`]) on the message
+//! just built, so the round trip is exact by construction.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde_json::{json, Map, Value};
+
+use super::decode::{carried_fields, ORIG_DATA};
+use super::mapping::Tables;
+use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
+use crate::envelope::{derived_id, Envelope};
+use crate::error::{Error, Result};
+use crate::formats::EncodeContext;
+use crate::harmonization::Harmonization;
+
+/// Top-level keys that `extra.idea` may not override: ids and structure the
+/// encoder decides.
+const RESERVED_KEYS: [&str; 10] = [
+    "Format", "ID", "AltNames", "AggrID", "CorrelID", "RelID", "Source", "Target", "Node",
+    CARRY_KEY,
+];
+/// The bridge's software name in its `Node` entry.
+const SOFTWARE: &str = "intelmq-bridge";
+/// The scheme of the IntelMQ event hash in `AltNames`.
+const EVENT_HASH_SCHEME: &str = "intelmq-hash";
+
+/// The IDEA pieces of one event, before a group is merged.
+struct Parts {
+    top: Map<String, Value>,
+    attach: Vec<Value>,
+    sides: [Option<Map<String, Value>>; 2],
+    nodes: Vec<Value>,
+}
+
+/// Encodes envelopes: a complete split group becomes one message, anything
+/// else one message per envelope.
+pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+    if let Some((group, members)) = complete_group(events) {
+        return Ok(vec![message(&members, Some(group), context)?]);
+    }
+    events
+        .iter()
+        .map(|event| message(&[event], None, context))
+        .collect()
+}
+
+/// The group id and the members in split order, when `events` are exactly
+/// all parts of one split group.
+fn complete_group(events: &[Envelope]) -> Option<(&str, Vec<&Envelope>)> {
+    let first = events.first()?;
+    let group = first.meta.uuid.groups().first()?;
+    if events.len() < 2 {
+        return None;
+    }
+    let mut members: Vec<Option<&Envelope>> = vec![None; events.len()];
+    for event in events {
+        let split = event.meta.split()?;
+        let slot = members.get_mut(usize::try_from(split.index).ok()?)?;
+        let same_group = event.meta.uuid.groups().first() == Some(group);
+        if split.count != events.len() as u64 || !same_group || slot.is_some() {
+            return None;
+        }
+        *slot = Some(event);
+    }
+    let members = members.into_iter().collect::<Option<Vec<_>>>()?;
+    Some((group.as_str(), members))
+}
+
+/// One IDEA message for one event, or for a whole group.
+fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -> Result<Value> {
+    let tables = Tables::get();
+    let parts = events
+        .iter()
+        .map(|event| generate(event, tables))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(first) = parts.first() else {
+        return Err(Error::shape("nothing to encode"));
+    };
+    let mut sides: [Vec<Map<String, Value>>; 2] = [Vec::new(), Vec::new()];
+    let mut positions = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let mut position = [None, None];
+        for ((entry, list), slot) in part.sides.iter().zip(sides.iter_mut()).zip(&mut position) {
+            if let Some(entry) = entry {
+                *slot = Some(merge_entry(list, entry));
+            }
+        }
+        positions.push(position);
+    }
+    let mut attach: Vec<Value> = Vec::new();
+    for item in parts.iter().flat_map(|part| &part.attach) {
+        if !attach.contains(item) {
+            attach.push(item.clone());
+        }
+    }
+
+    let mut idea = Map::new();
+    idea.insert("Format".into(), "IDEA0".into());
+    ids(&mut idea, events, group);
+    for (key, value) in &first.top {
+        idea.insert(key.clone(), value.clone());
+    }
+    for (side, list) in tables.sides.iter().zip(&sides) {
+        if !list.is_empty() {
+            idea.insert(
+                side.idea.clone(),
+                list.iter().cloned().map(Value::Object).collect(),
+            );
+        }
+    }
+    if !attach.is_empty() {
+        idea.insert("Attach".into(), attach.into());
+    }
+    idea.insert("Node".into(), nodes(&context.origin, &first.nodes));
+
+    let carry = carry(&idea, events, &positions, &sides)?;
+    idea.insert(CARRY_KEY.into(), carry);
+    Ok(Value::Object(idea))
+}
+
+/// `_intelmq` for a message built from `events`: each event's meta, the
+/// fields the message's IDEA keys do not give back exactly (as the decoder
+/// reads them), the fields they give that the event lacks, and the
+/// positions of its Source and Target entries.
+fn carry(
+    idea: &Map<String, Value>,
+    events: &[&Envelope],
+    positions: &[[Option<usize>; 2]],
+    sides: &[Vec<Map<String, Value>>; 2],
+) -> Result<Value> {
+    let harmonization = Harmonization::intelmq();
+    let [sources, targets] = sides;
+    let mut carried = Vec::with_capacity(events.len());
+    for (event, position) in events.iter().zip(positions) {
+        let [source, target] = *position;
+        let recovered = carried_fields(
+            idea,
+            source.and_then(|at| sources.get(at)),
+            target.and_then(|at| targets.get(at)),
+            harmonization,
+        )?;
+        let fields = event.payload.fields();
+        let rest: Map<String, Value> = fields
+            .iter()
+            .filter(|(key, value)| recovered.get(*key) != Some(*value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let absent: Vec<Value> = recovered
+            .keys()
+            .filter(|key| !fields.contains_key(*key))
+            .map(|key| Value::String(key.clone()))
+            .collect();
+        carried.push((rest, absent, source, target));
+    }
+    let common = common_fields(&mut carried);
+    let mut carry = Map::new();
+    if !common.is_empty() {
+        carry.insert("payload".into(), Value::Object(common));
+    }
+    let list: Vec<Value> = events
+        .iter()
+        .zip(carried)
+        .map(|(event, (rest, absent, source, target))| {
+            let mut entry = Map::new();
+            entry.insert("meta".into(), event.meta.to_value());
+            if !rest.is_empty() {
+                entry.insert("payload".into(), Value::Object(rest));
+            }
+            if !absent.is_empty() {
+                entry.insert("absent".into(), absent.into());
+            }
+            for (key, at) in [("source", source), ("target", target)] {
+                if let Some(at) = at {
+                    entry.insert(key.into(), at.into());
+                }
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    carry.insert("events".into(), list.into());
+    Ok(Value::Object(carry))
+}
+
+/// One event's share of `_intelmq`: the fields to carry, the fields to
+/// drop, its Source and Target positions.
+type Carried = (Map<String, Value>, Vec<Value>, Option<usize>, Option<usize>);
+
+/// Takes the fields every event of a group carries with the same value out
+/// of the events, so that a message's `raw` and `extra.idea` appear once.
+fn common_fields(carried: &mut [Carried]) -> Map<String, Value> {
+    let mut common = Map::new();
+    let Some(((first, ..), rest)) = carried.split_first() else {
+        return common;
+    };
+    if rest.is_empty() {
+        return common;
+    }
+    for (key, value) in first {
+        if rest
+            .iter()
+            .all(|(fields, ..)| fields.get(key) == Some(value))
+        {
+            common.insert(key.clone(), value.clone());
+        }
+    }
+    for (fields, ..) in carried.iter_mut() {
+        for key in common.keys() {
+            fields.shift_remove(key);
+        }
+    }
+    common
+}
+
+/// `ID` and the id lists. One event: its id, its groups as `CorrelID` (the
+/// message it was split from). A group: the group id, its members as
+/// `AggrID`. Alternates become `AltNames`, related ids `RelID`.
+fn ids(idea: &mut Map<String, Value>, events: &[&Envelope], group: Option<&str>) {
+    let mut alternates: Vec<Value> = Vec::new();
+    let mut related: Vec<Value> = Vec::new();
+    for event in events {
+        let hash = event
+            .payload
+            .get_str("event_hash")
+            .map(|hash| format!("{EVENT_HASH_SCHEME}:{hash}"));
+        for name in event.meta.uuid.alternates().iter().cloned().chain(hash) {
+            push_unique(&mut alternates, name);
+        }
+        for id in event.meta.uuid.related_ids() {
+            let bare = id.strip_prefix("idea:").unwrap_or(id);
+            if is_idea_id(bare) {
+                push_unique(&mut related, bare.to_owned());
+            }
+        }
+    }
+    let (id, linked_key, linked): (String, &str, Vec<Value>) = match (group, events) {
+        (Some(group), _) => {
+            let id = if is_idea_id(group) {
+                group.to_owned()
+            } else {
+                derived_id(group).to_string()
+            };
+            let members = events
+                .iter()
+                .map(|event| event.meta.uuid.id.to_string().into())
+                .collect();
+            (id, "AggrID", members)
+        }
+        (None, [event, ..]) => {
+            let groups = event
+                .meta
+                .uuid
+                .groups()
+                .iter()
+                .filter(|id| is_idea_id(id))
+                .map(|id| id.as_str().into())
+                .collect();
+            (event.meta.uuid.id.to_string(), "CorrelID", groups)
+        }
+        (None, []) => (String::new(), "CorrelID", Vec::new()),
+    };
+    idea.insert("ID".into(), id.into());
+    for (key, list) in [
+        ("AltNames", alternates),
+        (linked_key, linked),
+        ("RelID", related),
+    ] {
+        if !list.is_empty() {
+            idea.insert(key.into(), list.into());
+        }
+    }
+}
+
+fn push_unique(list: &mut Vec<Value>, item: String) {
+    if !list
+        .iter()
+        .any(|existing| existing.as_str() == Some(item.as_str()))
+    {
+        list.push(item.into());
+    }
+}
+
+/// `Node`: the bridge first, as Warden requires of a sender, then the
+/// nodes the event had passed before.
+fn nodes(origin: &str, earlier: &[Value]) -> Value {
+    let name = node_name(origin);
+    let mut list = vec![json!({"Name": name, "Type": ["Relay"], "SW": [SOFTWARE]})];
+    list.extend(
+        earlier
+            .iter()
+            .filter(|node| node.get("Name").and_then(Value::as_str) != Some(name.as_str()))
+            .cloned(),
+    );
+    list.into()
+}
+
+/// Puts `entry` into `list`: an entry that differs from one already there
+/// only by its addresses joins it (so a split entry becomes one again).
+/// Returns its position.
+fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: &Map<String, Value>) -> usize {
+    let is_address = |key: &str| key == "IP4" || key == "IP6";
+    let without_addresses = |map: &Map<String, Value>| -> Vec<(String, Value)> {
+        map.iter()
+            .filter(|(key, _)| !is_address(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    };
+    let shape = without_addresses(entry);
+    let found = list
+        .iter()
+        .position(|existing| without_addresses(existing) == shape);
+    let Some(at) = found else {
+        list.push(entry.clone());
+        return list.len() - 1;
+    };
+    if let Some(existing) = list.get_mut(at) {
+        for key in ["IP4", "IP6"] {
+            let Some(Value::Array(new)) = entry.get(key) else {
+                continue;
+            };
+            let slot = existing
+                .entry(key.to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(addresses) = slot {
+                for address in new {
+                    if !addresses.contains(address) {
+                        addresses.push(address.clone());
+                    }
+                }
+            }
+        }
+    }
+    at
+}
+
+/// The IDEA pieces of one event, as IntelMQ's IDEA expert maps them.
+fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
+    let fields = event.payload.fields();
+    let text = |key: &str| fields.get(key).and_then(Value::as_str);
+    let kind = text("classification.type");
+    let mut top = Map::new();
+    for pair in &tables.message {
+        if let Some(value) = fields.get(&pair.intelmq) {
+            top.insert(pair.idea.clone(), value.clone());
+        }
+    }
+    if !top.contains_key("DetectTime") {
+        top.insert("DetectTime".into(), detect_time(event)?);
+    }
+    if let Some(category) = tables.category_of(kind) {
+        top.insert("Category".into(), json!([category]));
+    }
+    let what = text("event_description.text")
+        .or_else(|| text("comment"))
+        .or(kind)
+        .unwrap_or("undetermined");
+    let description = match text("feed.name") {
+        Some(feed) => format!("{feed}: {what}"),
+        None => what.to_owned(),
+    };
+    top.insert("Description".into(), description.into());
+    if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
+        top.insert(
+            "Confidence".into(),
+            (accuracy / 100.0).clamp(0.0, 1.0).into(),
+        );
+    }
+    let refs: Vec<Value> = tables
+        .refs
+        .iter()
+        .filter_map(|rule| {
+            let value = field_text(fields.get(&rule.intelmq)?)?;
+            Some(match &rule.scheme {
+                Some(scheme) => format!("{scheme}:{}", escape_uri(&value, false)),
+                None => escape_uri(&value, true),
+            })
+        })
+        .map(Value::String)
+        .collect();
+    if !refs.is_empty() {
+        top.insert("Ref".into(), refs.into());
+    }
+    let mut attach = attachments(fields, tables);
+    let mut nodes = Vec::new();
+    if let Some(Value::Object(extra)) = fields.get(EXTRA_TOP_KEY) {
+        for (key, value) in extra {
+            match key.as_str() {
+                "Attach" => attach = value.as_array().cloned().unwrap_or_default(),
+                "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
+                key if RESERVED_KEYS.contains(&key) => {}
+                _ => {
+                    top.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    Ok(Parts {
+        top,
+        attach,
+        sides: sides(fields, kind, tables),
+        nodes,
+    })
+}
+
+/// `DetectTime` (required) for an event without `time.observation`:
+/// `time.source`, else the creation time a time-ordered id (UUIDv7) holds.
+fn detect_time(event: &Envelope) -> Result<Value> {
+    if let Some(time) = event.payload.get("time.source") {
+        return Ok(time.clone());
+    }
+    event
+        .meta
+        .uuid
+        .created_at()
+        .map(|time| time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string().into())
+        .ok_or_else(|| Error::Missing {
+            field: "time.observation".into(),
+        })
+}
+
+/// The text of a field for `Ref` (`rtir_id` is a number).
+fn field_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// `Attach`: the malware hashes and name, and `raw` as the original data.
+fn attachments(fields: &Map<String, Value>, tables: &Tables) -> Vec<Value> {
+    let text = |key: &str| fields.get(key).and_then(Value::as_str);
+    let mut attach = Vec::new();
+    let hashes: Vec<Value> = tables
+        .hashes
+        .iter()
+        .filter_map(|pair| {
+            Some(format!(
+                "{}:{}",
+                pair.idea,
+                escape_uri(text(&pair.intelmq)?, false)
+            ))
+        })
+        .map(Value::String)
+        .collect();
+    let malware = text("malware.name").map(|name| {
+        let mut reference = format!("malware:{}", escape_uri(name, false));
+        if let Some(version) = text("malware.version") {
+            reference.push('-');
+            reference.push_str(&escape_uri(version, false));
+        }
+        reference
+    });
+    if !hashes.is_empty() || malware.is_some() {
+        let mut item = Map::new();
+        if !hashes.is_empty() {
+            item.insert("Hash".into(), hashes.into());
+        }
+        if let Some(reference) = malware {
+            item.insert("Ref".into(), json!([reference]));
+        }
+        attach.push(Value::Object(item));
+    }
+    if let Some(raw) = text("raw") {
+        let mut item = Map::new();
+        item.insert("Type".into(), json!([ORIG_DATA]));
+        item.insert("ContentEncoding".into(), "base64".into());
+        item.insert("Content".into(), raw.into());
+        if let Some(url) = text("feed.url") {
+            item.insert("Ref".into(), json!([escape_uri(url, true)]));
+        }
+        attach.push(Value::Object(item));
+    }
+    attach
+}
+
+/// `Source` and `Target` entries of one event (none when empty).
+fn sides(
+    fields: &Map<String, Value>,
+    kind: Option<&str>,
+    tables: &Tables,
+) -> [Option<Map<String, Value>>; 2] {
+    let mut entries: [Map<String, Value>; 2] = [Map::new(), Map::new()];
+    let mut has_content = [false, false];
+    for (index, (((side, entry), content), extra_key)) in tables
+        .sides
+        .iter()
+        .zip(entries.iter_mut())
+        .zip(has_content.iter_mut())
+        .zip(EXTRA_SIDE_KEYS)
+        .enumerate()
+    {
+        let prefix = &side.intelmq;
+        let get = |suffix: &str| fields.get(&format!("{prefix}.{suffix}"));
+        let mut types = Vec::new();
+        if index == 0 {
+            types.extend(kind.and_then(|kind| tables.source_type_of(kind)));
+        }
+        if get("tor_node") == Some(&Value::Bool(true)) {
+            types.push(tables.tor_node_type());
+        }
+        if !types.is_empty() {
+            entry.insert("Type".into(), json!(types));
+        }
+        let address = get("ip")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                let network: IpNet = get("network")?.as_str()?.parse().ok()?;
+                Some(if network.prefix_len() == network.max_prefix_len() {
+                    network.addr().to_string()
+                } else {
+                    network.to_string()
+                })
+            });
+        if let Some(address) = address {
+            entry.insert(address_key(&address, "IP4", "IP6").into(), json!([address]));
+        }
+        for pair in &tables.side {
+            if let Some(value) = get(&pair.intelmq) {
+                entry.insert(pair.idea.clone(), json!([value]));
+            }
+        }
+        if let Some(local) = get("local_ip").and_then(Value::as_str) {
+            entry.insert(
+                address_key(local, "LocalIP4", "LocalIP6").into(),
+                json!([local]),
+            );
+        }
+        if let Some(status) = fields.get(&tables.side_note) {
+            if entry.keys().any(|key| key != "Type") {
+                entry.insert("Note".into(), status.clone());
+            }
+        }
+        *content = entry.keys().any(|key| key != "Type") || fields.contains_key(extra_key);
+    }
+    let protocol: Vec<&Value> = ["protocol.transport", "protocol.application"]
+        .iter()
+        .filter_map(|key| fields.get(*key))
+        .collect();
+    let mut result: [Option<Map<String, Value>>; 2] = [None, None];
+    for (((mut entry, content), extra_key), slot) in entries
+        .into_iter()
+        .zip(has_content)
+        .zip(EXTRA_SIDE_KEYS)
+        .zip(result.iter_mut())
+    {
+        // A side with nothing but the Type the classification implies says
+        // nothing about the event, so it is left out (the expert keeps it).
+        if !content {
+            continue;
+        }
+        if !protocol.is_empty() {
+            entry.insert("Proto".into(), json!(protocol));
+        }
+        if let Some(Value::Object(extra)) = fields.get(extra_key) {
+            for (key, value) in extra {
+                entry.insert(key.clone(), value.clone());
+            }
+        }
+        *slot = Some(entry);
+    }
+    result
+}
+
+/// `IP4`-style key for an IPv4 address or network, `IP6`-style otherwise.
+fn address_key<'k>(address: &str, v4: &'k str, v6: &'k str) -> &'k str {
+    let host = address.split('/').next().unwrap_or(address);
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => v6,
+        _ => v4,
+    }
+}

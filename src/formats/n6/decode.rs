@@ -1,0 +1,404 @@
+//! n6 → IntelMQ: one n6 event becomes one IntelMQ event per `address`
+//! item (one event when it has none), linked as a split group.
+
+use serde_json::{Map, Value};
+use uuid::{Uuid, Variant};
+
+use super::mapping::{is_n6_ipv4, Tables};
+use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
+use crate::envelope::{derived_id, link_split_group, Envelope, Meta};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::formats::intelmq::META_KEY;
+use crate::formats::{raw_field, DecodeContext};
+use crate::harmonization::{Harmonization, MessageType};
+
+/// The fields n6 requires in every event.
+const REQUIRED: [&str; 6] = [
+    "id",
+    "source",
+    "restriction",
+    "confidence",
+    "category",
+    "time",
+];
+
+/// An n6 event in IntelMQ terms, before it is split into events.
+pub(super) struct Mapped {
+    /// The n6 `id`.
+    pub id: String,
+    /// The n6 `replaces`, the id of the event this one supersedes.
+    pub replaces: Option<String>,
+    /// The fields every split event shares.
+    pub common: Map<String, Value>,
+    /// The `source.*` fields of each `address` item, in order.
+    pub addresses: Vec<Map<String, Value>>,
+}
+
+/// What the `intelmq` custom field carries: the IntelMQ fields n6 has no
+/// place for, meta, and per-event differences of a merged split group.
+#[derive(Default)]
+struct Carried {
+    fields: Map<String, Value>,
+    meta: Option<Value>,
+    split: Option<Vec<Carried>>,
+}
+
+/// Decodes one n6 event (API or pipeline form) into envelopes.
+pub(super) fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Envelope>> {
+    let Value::Object(mut fields) = message else {
+        return Err(Error::shape("not a JSON object: an n6 event is an object"));
+    };
+    let carried = fields
+        .shift_remove(CARRIER)
+        .map(|value| Carried::parse(value, true))
+        .transpose()?
+        .unwrap_or_default();
+    let mapped = map_event(&Value::Object(fields), context.harmonization)?;
+    build_events(mapped, carried, context)
+}
+
+/// Makes the split events: the shared fields, each event's address, then
+/// whatever the `intelmq` field carries for all events and for each one.
+fn build_events(
+    mapped: Mapped,
+    mut carried: Carried,
+    context: &DecodeContext,
+) -> Result<Vec<Envelope>> {
+    let mut parts = carried.split.take();
+    let count = parts
+        .as_ref()
+        .map_or(mapped.addresses.len().max(1), Vec::len);
+    let mut envelopes = derived_envelopes(
+        &mapped.id,
+        count,
+        mapped.replaces.as_deref(),
+        &context.origin,
+    );
+    let mut addresses = mapped.addresses.into_iter();
+    for (index, envelope) in envelopes.iter_mut().enumerate() {
+        let part = parts.as_mut().and_then(|parts| parts.get_mut(index));
+        let part = part.map(std::mem::take);
+        let mut fields = mapped.common.clone();
+        // A part that names `source.ip` itself took no address item.
+        let takes_address = part
+            .as_ref()
+            .is_none_or(|part| !part.fields.contains_key("source.ip"));
+        if takes_address {
+            if let Some(address) = addresses.next() {
+                fields.extend(address);
+            }
+        }
+        fields.extend(carried.fields.clone());
+        let mut meta = if count == 1 {
+            carried.meta.take()
+        } else {
+            None
+        };
+        if let Some(part) = part {
+            fields.extend(part.fields);
+            meta = part.meta.or(meta);
+        }
+        envelope.payload = Event::from_fields(MessageType::Event, fields, context.harmonization)?;
+        if let Some(meta) = meta {
+            let meta = Meta::from_value(meta)
+                .map_err(|error| Error::shape(format!("{CARRIER}.{META_KEY}: {error}")))?;
+            if meta.kind != MessageType::Event {
+                return Err(Error::shape(format!(
+                    "{CARRIER}.{META_KEY}: meta.type is not event"
+                )));
+            }
+            envelope.meta = meta;
+        }
+    }
+    if addresses.next().is_some() {
+        return Err(Error::shape(format!(
+            "address: more items than {CARRIER}.{SPLIT} has events for"
+        )));
+    }
+    Ok(envelopes)
+}
+
+/// The envelopes (empty payloads) that decoding an n6 event with `id` into
+/// `count` events gives: derived ids, the `n6:` alternate, the split group,
+/// the `replaces` link. Encoding compares against them to see what meta
+/// must travel in the `intelmq` field.
+pub(super) fn derived_envelopes(
+    id: &str,
+    count: usize,
+    replaces: Option<&str>,
+    origin: &str,
+) -> Vec<Envelope> {
+    let name = format!("n6:{id}");
+    let mut envelopes: Vec<Envelope> = (0..count)
+        .map(|index| {
+            let uuid = if count > 1 {
+                derived_id(&format!("{name}#{index}"))
+            } else {
+                bridge_id(id).unwrap_or_else(|| derived_id(&name))
+            };
+            let mut meta = Meta::new(MessageType::Event, super::NAME, origin);
+            meta.uuid.id = uuid;
+            meta.uuid.add_alternate(name.as_str());
+            if let Some(old) = replaces {
+                meta.add_link("replaces", &format!("n6:{old}"));
+            }
+            Envelope {
+                meta,
+                payload: Event::default(),
+            }
+        })
+        .collect();
+    if count > 1 {
+        link_split_group(&mut envelopes, &derived_id(&name).to_string());
+    }
+    envelopes
+}
+
+/// The envelope id an n6 id stands for when the bridge wrote it: 32 hex
+/// digits of an RFC 4122 UUID of version 5 (derived) or 7 (new). About one
+/// genuine n6 id in 32 has these bits too; it then serves as its own
+/// envelope id, which is just as stable and unique.
+pub(super) fn bridge_id(id: &str) -> Option<Uuid> {
+    let uuid = Uuid::try_parse(id).ok()?;
+    let ours = uuid.get_variant() == Variant::RFC4122 && matches!(uuid.get_version_num(), 5 | 7);
+    ours.then_some(uuid)
+}
+
+/// Checks an n6 event (without its `intelmq` field) against n6's
+/// constraints and maps it to IntelMQ fields, the whole event going to
+/// `raw`. Encoding uses it too, to see what decoding will rebuild.
+pub(super) fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
+    let Some(n6) = message.as_object() else {
+        return Err(Error::shape("not a JSON object: an n6 event is an object"));
+    };
+    let mut mapped = map_fields(n6, harmonization)?;
+    mapped.common.insert("raw".to_owned(), raw_field(message));
+    Ok(mapped)
+}
+
+fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<Mapped> {
+    let tables = Tables::get();
+    for field in REQUIRED {
+        if !n6.contains_key(field) {
+            return Err(Error::Missing {
+                field: field.to_owned(),
+            });
+        }
+    }
+    let mut common = Map::with_capacity(n6.len() + 4);
+    let mut internal = Map::new();
+    for (key, value) in n6 {
+        tables.check(key, value)?;
+        match key.as_str() {
+            "id" | "address" | "category" | CARRIER => {}
+            "confidence" => {
+                let accuracy = value.as_str().and_then(|c| tables.accuracy_of(c));
+                common.insert("feed.accuracy".to_owned(), accuracy.into());
+            }
+            "restriction" => {
+                let tlp = value.as_str().and_then(|r| tables.tlp_of(r));
+                common.insert("tlp".to_owned(), tlp.into());
+                insert_extra(&mut common, key, value);
+            }
+            _ => match tables.intelmq_field(key) {
+                Some(intelmq) => map_field(&mut common, key, intelmq, value, harmonization)?,
+                None if harmonization
+                    .spec(MessageType::Event, &format!("{EXTRA_PREFIX}{key}"))
+                    .is_some() =>
+                {
+                    insert_extra(&mut common, key, value)
+                }
+                None => {
+                    internal.insert(key.clone(), value.clone());
+                }
+            },
+        }
+    }
+    if !internal.is_empty() {
+        common.insert(format!("{EXTRA_PREFIX}{INTERNAL}"), Value::Object(internal));
+    }
+    classify(&mut common, n6, tables)?;
+    let text = |field: &str| n6.get(field).and_then(Value::as_str).map(str::to_owned);
+    Ok(Mapped {
+        id: text("id").unwrap_or_default(),
+        replaces: text("replaces"),
+        addresses: map_addresses(n6.get("address"), harmonization)?,
+        common,
+    })
+}
+
+fn insert_extra(common: &mut Map<String, Value>, key: &str, value: &Value) {
+    common.insert(format!("{EXTRA_PREFIX}{key}"), value.clone());
+}
+
+/// Maps a field with an IntelMQ counterpart. When IntelMQ holds the value
+/// in another form (or cannot hold it), the n6 value is kept in
+/// `extra.n6.<field>` too, so the way back gives it exactly. `time` is
+/// always written in the API form, so only its IntelMQ form is kept.
+fn map_field(
+    common: &mut Map<String, Value>,
+    key: &str,
+    intelmq: &str,
+    value: &Value,
+    harmonization: &Harmonization,
+) -> Result<()> {
+    let accepted = harmonization.accept(MessageType::Event, intelmq, value.clone());
+    if key == "time" {
+        let time = accepted?.ok_or_else(|| Error::invalid(key, value, "is not a date and time"))?;
+        common.insert(intelmq.to_owned(), time);
+        return Ok(());
+    }
+    match accepted {
+        Ok(Some(accepted)) => {
+            let same = accepted == *value;
+            common.insert(intelmq.to_owned(), accepted);
+            if !same {
+                insert_extra(common, key, value);
+            }
+        }
+        Ok(None) | Err(_) => insert_extra(common, key, value),
+    }
+    Ok(())
+}
+
+/// `category` (and `type` for blacklists, `name` for bots) → the IntelMQ
+/// classification.
+fn classify(
+    common: &mut Map<String, Value>,
+    n6: &Map<String, Value>,
+    tables: &Tables,
+) -> Result<()> {
+    let category = n6
+        .get("category")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let row = tables
+        .classification(category)
+        .ok_or_else(|| Error::invalid("category", &category.into(), "has no classification"))?;
+    let name = n6.get("name").and_then(Value::as_str);
+    let identifier = match name {
+        Some(name) if row.identifier_from_name => name,
+        _ => row.identifier.as_str(),
+    };
+    let blacklist = n6
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(|kind| tables.blacklist(kind));
+    let (taxonomy, kind) = match blacklist {
+        Some(pair) => {
+            // The category is not recoverable from other / blacklist.
+            insert_extra(common, "category", &category.into());
+            pair
+        }
+        None => (row.taxonomy.as_str(), row.kind.as_str()),
+    };
+    common.insert("classification.taxonomy".to_owned(), taxonomy.into());
+    common.insert("classification.type".to_owned(), kind.into());
+    common.insert("classification.identifier".to_owned(), identifier.into());
+    Ok(())
+}
+
+/// Checks the `address` list as n6 does and maps each item to `source.*`.
+fn map_addresses(
+    address: Option<&Value>,
+    harmonization: &Harmonization,
+) -> Result<Vec<Map<String, Value>>> {
+    let Some(address) = address else {
+        return Ok(Vec::new());
+    };
+    let tables = Tables::get();
+    let items = match address.as_array() {
+        Some(items) if !items.is_empty() => items,
+        _ => {
+            return Err(Error::invalid(
+                "address",
+                address,
+                "is not a non-empty list of {ip, cc, asn} objects",
+            ))
+        }
+    };
+    let mut seen: Vec<&str> = Vec::with_capacity(items.len());
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let label = |key: &str| format!("address[{index}].{key}");
+            let Some(item) = item.as_object() else {
+                return Err(Error::invalid(
+                    &format!("address[{index}]"),
+                    item,
+                    "is not an object",
+                ));
+            };
+            let ip = item
+                .get("ip")
+                .ok_or_else(|| Error::Missing { field: label("ip") })?;
+            let text = ip.as_str().filter(|ip| is_n6_ipv4(ip));
+            let text = text.ok_or_else(|| {
+                Error::invalid(
+                    &label("ip"),
+                    ip,
+                    "is not an IPv4 address other than 0.0.0.0",
+                )
+            })?;
+            if seen.contains(&text) {
+                return Err(Error::invalid(&label("ip"), ip, "is listed twice"));
+            }
+            seen.push(text);
+            let mut fields = Map::with_capacity(item.len());
+            for (key, value) in item {
+                let Some(intelmq) = tables.address_field(key) else {
+                    return Err(Error::invalid(
+                        &label(key),
+                        value,
+                        "is not in an n6 address item (ip, cc, asn)",
+                    ));
+                };
+                tables.check_as(&format!("address.{key}"), &label(key), value)?;
+                let accepted = harmonization
+                    .accept(MessageType::Event, intelmq, value.clone())
+                    .map_err(|_| Error::invalid(&label(key), value, "is refused by IntelMQ"))?;
+                if let Some(accepted) = accepted {
+                    fields.insert(intelmq.to_owned(), accepted);
+                }
+            }
+            Ok(fields)
+        })
+        .collect()
+}
+
+impl Carried {
+    /// Reads the `intelmq` custom field; `top` allows the per-event `split` list.
+    fn parse(value: Value, top: bool) -> Result<Self> {
+        let Value::Object(mut fields) = value else {
+            return Err(Error::invalid(
+                CARRIER,
+                &value,
+                "is not an object of IntelMQ fields",
+            ));
+        };
+        let meta = fields.shift_remove(META_KEY);
+        let split = match fields.shift_remove(SPLIT) {
+            Some(Value::Array(parts)) if top && !parts.is_empty() => Some(
+                parts
+                    .into_iter()
+                    .map(|part| Carried::parse(part, false))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            Some(other) => {
+                return Err(Error::invalid(
+                    &format!("{CARRIER}.{SPLIT}"),
+                    &other,
+                    "is not a list of per-event objects",
+                ))
+            }
+            None => None,
+        };
+        Ok(Carried {
+            fields,
+            meta,
+            split,
+        })
+    }
+}

@@ -1,0 +1,437 @@
+//! IntelMQ → n6: one envelope, or a whole split group merged back into one
+//! n6 event with an `address` list, in n6's API form.
+//!
+//! Whatever n6 cannot hold travels in the `intelmq` custom field. What goes
+//! there is found by decoding the n6 event just made and comparing: every
+//! IntelMQ field that decoding would not rebuild exactly (with `null` for
+//! one it would add), and the meta when it is not the derived one. So a
+//! round trip through n6 gives back the same envelopes, field for field.
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use super::decode::{derived_envelopes, map_event};
+use super::mapping::{is_n6_ipv4, Tables};
+use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::formats::intelmq::META_KEY;
+use crate::formats::{raw_field, EncodeContext};
+use crate::harmonization::{Harmonization, MessageType};
+
+/// Longest n6 `source` (`provider.channel`).
+const MAX_SOURCE: usize = 32;
+/// Longest provider part of a `source` the bridge makes up.
+const MAX_PROVIDER: usize = 15;
+/// The channel part of a made-up `source` when the event names no feed.
+const DEFAULT_CHANNEL: &str = "intelmq";
+
+/// Encodes envelopes: each split group (by `meta.uuid.group` and
+/// `x-split`) becomes one n6 event, every other envelope one event.
+pub(super) fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+    groups(events)
+        .iter()
+        .map(|members| encode_group(members, context))
+        .collect()
+}
+
+/// Split events grouped by their group id, in split order; others alone.
+fn groups(events: &[Envelope]) -> Vec<Vec<&Envelope>> {
+    let mut groups: Vec<(Option<&str>, Vec<&Envelope>)> = Vec::new();
+    for event in events {
+        let group = event
+            .meta
+            .split()
+            .and(event.meta.uuid.groups().first())
+            .map(String::as_str);
+        let known = group.and_then(|group| groups.iter_mut().find(|(g, _)| *g == Some(group)));
+        match known {
+            Some((_, members)) => members.push(event),
+            None => groups.push((group, vec![event])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, mut members)| {
+            members.sort_by_key(|e| e.meta.split().map_or(0, |s| s.index));
+            members
+        })
+        .collect()
+}
+
+fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value> {
+    let harmonization = Harmonization::intelmq();
+    let tables = Tables::get();
+    let Some(first) = members.first() else {
+        return Err(Error::shape("an empty group has no n6 event"));
+    };
+    let payload = &first.payload;
+    let mut n6 = Map::new();
+    n6.insert("id".into(), n6_id(members).into());
+    n6.insert("source".into(), source(payload, context).into());
+    n6.insert("restriction".into(), restriction(payload, tables).into());
+    let accuracy = payload.get("feed.accuracy").and_then(Value::as_f64);
+    n6.insert("confidence".into(), tables.confidence_of(accuracy).into());
+    n6.insert("category".into(), category(payload, tables).into());
+    n6.insert("time".into(), time(payload)?.into());
+    let (address, takes) = address_list(members, tables);
+    if !address.is_empty() {
+        n6.insert("address".into(), Value::Array(address));
+    }
+    for (key, intelmq) in &tables.fields {
+        if n6.contains_key(key) {
+            continue;
+        }
+        if let Some(value) = payload.get(intelmq) {
+            let value = preferred(payload, key, intelmq, value, harmonization);
+            if tables.check(key, &value).is_ok() {
+                n6.insert(key.clone(), value);
+            }
+        }
+    }
+    for (field, value) in payload.fields() {
+        let Some(key) = field.strip_prefix(EXTRA_PREFIX) else {
+            continue;
+        };
+        if n6.contains_key(key) || key == INTERNAL || tables.is_pipeline_only(key) {
+            continue;
+        }
+        let value = match value.as_str().filter(|_| tables.is_datetime(key)) {
+            Some(text) => api_time(text).map_or_else(|| value.clone(), Value::from),
+            None => value.clone(),
+        };
+        if tables.check(key, &value).is_ok() {
+            n6.insert(key.to_owned(), value);
+        }
+    }
+    if !n6.contains_key("replaces") {
+        if let Some(old) = replaces_link(first, tables) {
+            n6.insert("replaces".into(), old.into());
+        }
+    }
+    let message = adopt_raw_order(Value::Object(n6), payload);
+    let carried = carried(&message, members, &takes, context, harmonization)?;
+    let mut message = message;
+    if let (Some(carried), Value::Object(n6)) = (carried, &mut message) {
+        n6.insert(CARRIER.to_owned(), Value::Object(carried));
+    }
+    Ok(message)
+}
+
+/// The `intelmq` field: what decoding `message` would not give back.
+fn carried(
+    message: &Value,
+    members: &[&Envelope],
+    takes: &[bool],
+    context: &EncodeContext,
+    harmonization: &Harmonization,
+) -> Result<Option<Map<String, Value>>> {
+    let mapped = map_event(message, harmonization)?;
+    let count = members.len();
+    let derived = derived_envelopes(
+        &mapped.id,
+        count,
+        mapped.replaces.as_deref(),
+        &context.origin,
+    );
+    let mut addresses = mapped.addresses.into_iter();
+    let mut parts = Vec::with_capacity(count);
+    for ((member, takes), derived) in members.iter().zip(takes).zip(&derived) {
+        let mut fields = mapped.common.clone();
+        if *takes {
+            if let Some(address) = addresses.next() {
+                fields.extend(address);
+            }
+        }
+        let rebuilt = Event::from_fields(MessageType::Event, fields, harmonization)?;
+        let mut part = difference(&member.payload, &rebuilt);
+        if count > 1 && !*takes {
+            let ip = member.payload.get("source.ip").cloned();
+            part.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
+        }
+        if member.meta != derived.meta {
+            part.insert(META_KEY.to_owned(), member.meta.to_value());
+        }
+        parts.push(part);
+    }
+    let mut parts = parts.into_iter();
+    let Some(mut shared) = parts.next() else {
+        return Ok(None);
+    };
+    let mut rest: Vec<Map<String, Value>> = parts.collect();
+    if !rest.is_empty() {
+        // Fields all events carry alike are written once; the rest per event.
+        let mut own = shared.clone();
+        shared.retain(|key, value| {
+            key != META_KEY && key != "source.ip" && rest.iter().all(|p| p.get(key) == Some(value))
+        });
+        own.retain(|key, _| !shared.contains_key(key));
+        for part in &mut rest {
+            part.retain(|key, _| !shared.contains_key(key));
+        }
+        rest.insert(0, own);
+        if rest.iter().any(|part| !part.is_empty()) {
+            let parts = rest.into_iter().map(Value::Object).collect();
+            shared.insert(SPLIT.to_owned(), Value::Array(parts));
+        }
+    }
+    Ok((!shared.is_empty()).then_some(shared))
+}
+
+/// The fields of `wanted` that `rebuilt` lacks or holds otherwise, and
+/// `null` for those `rebuilt` has in excess.
+fn difference(wanted: &Event, rebuilt: &Event) -> Map<String, Value> {
+    let mut part = Map::new();
+    for (key, value) in wanted.fields() {
+        if rebuilt.get(key) != Some(value) {
+            part.insert(key.clone(), value.clone());
+        }
+    }
+    for key in rebuilt.fields().keys() {
+        if wanted.get(key).is_none() {
+            part.insert(key.clone(), Value::Null);
+        }
+    }
+    part
+}
+
+/// When `raw` holds this very n6 event, its key order is kept, so decoding
+/// gives the same `raw` again.
+fn adopt_raw_order(message: Value, payload: &Event) -> Value {
+    let Some(raw) = payload.get_str("raw") else {
+        return message;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
+        return message;
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(original) if original == message && raw_field(&original).as_str() == Some(raw) => {
+            original
+        }
+        _ => message,
+    }
+}
+
+/// The n6 id: the event's own n6 id when it came from n6, else the group's
+/// or the envelope's id as 32 lower-case hex digits.
+fn n6_id(members: &[&Envelope]) -> String {
+    let tables = Tables::get();
+    let known = members
+        .iter()
+        .flat_map(|m| m.meta.uuid.alternates())
+        .filter_map(|alternate| alternate.strip_prefix("n6:"))
+        .find(|id| tables.check("id", &Value::from(*id)).is_ok());
+    if let Some(id) = known {
+        return id.to_owned();
+    }
+    let group = (members.len() > 1)
+        .then(|| members.first().and_then(|m| m.meta.uuid.groups().first()))
+        .flatten()
+        .and_then(|group| uuid::Uuid::try_parse(group).ok());
+    let own = members.first().map(|m| m.meta.uuid.id);
+    group.or(own).unwrap_or_default().simple().to_string()
+}
+
+/// The n6 `replaces` from a `replaces` link to an n6 id.
+fn replaces_link<'a>(envelope: &'a Envelope, tables: &Tables) -> Option<&'a str> {
+    envelope
+        .meta
+        .links
+        .as_deref()?
+        .iter()
+        .filter(|link| link.kind == "replaces")
+        .filter_map(|link| link.id.strip_prefix("n6:"))
+        .find(|id| tables.check("replaces", &Value::from(*id)).is_ok())
+}
+
+/// `source`: the n6 source the event came with, else
+/// `<origin>.<feed>` made of this instance's name and the feed's name
+/// (or code), reduced to n6's characters and length.
+fn source(payload: &Event, context: &EncodeContext) -> String {
+    let tables = Tables::get();
+    if let Some(source) = payload.get(&format!("{EXTRA_PREFIX}source")) {
+        if let (Some(text), true) = (source.as_str(), tables.check("source", source).is_ok()) {
+            return text.to_owned();
+        }
+    }
+    let feed = payload
+        .get_str("feed.name")
+        .or_else(|| payload.get_str("feed.code"))
+        .unwrap_or(DEFAULT_CHANNEL);
+    let provider = slug(&context.origin, MAX_PROVIDER);
+    let channel = slug(feed, MAX_SOURCE - provider.len() - 1);
+    format!("{provider}.{channel}")
+}
+
+/// Lower-case ASCII letters, digits and single dashes, at most `max`
+/// characters, never empty (`unknown` then, cut to `max`).
+fn slug(text: &str, max: usize) -> String {
+    let mut slug = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    // Only ASCII was pushed, so cutting at a byte count is safe.
+    slug.truncate(max);
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() { "unknown" } else { slug };
+    slug.chars().take(max).collect()
+}
+
+/// `restriction`: the n6 one the event came with while it still agrees
+/// with `tlp`, else the one `tlp` maps to.
+fn restriction<'a>(payload: &'a Event, tables: &'a Tables) -> &'a str {
+    let tlp = payload.get_str("tlp");
+    let kept = payload
+        .get_str(&format!("{EXTRA_PREFIX}restriction"))
+        .filter(|r| tables.tlp_of(r).is_some() && (tlp.is_none() || tables.tlp_of(r) == tlp));
+    kept.unwrap_or_else(|| tables.restriction_of(tlp))
+}
+
+/// `category`: kept for blacklist events, else from the classification.
+fn category<'a>(payload: &'a Event, tables: &'a Tables) -> &'a str {
+    let kept = payload
+        .get_str(&format!("{EXTRA_PREFIX}category"))
+        .filter(|c| tables.classification(c).is_some());
+    kept.unwrap_or_else(|| {
+        tables.category_of(
+            payload.get_str("classification.taxonomy"),
+            payload.get_str("classification.type"),
+            payload.get_str("classification.identifier"),
+            payload.get_str("malware.name"),
+        )
+    })
+}
+
+/// `time`: `time.source`, else `time.observation`, in the API form.
+fn time(payload: &Event) -> Result<String> {
+    let text = payload
+        .get_str("time.source")
+        .or_else(|| payload.get_str("time.observation"))
+        .ok_or_else(|| Error::Missing {
+            field: "time.source".into(),
+        })?;
+    api_time(text)
+        .ok_or_else(|| Error::invalid("time.source", &text.into(), "is not a date and time"))
+}
+
+/// The n6 value of a mapped field: the original n6 value kept in
+/// `extra.n6.<field>` while IntelMQ's value is still its form, else
+/// IntelMQ's value.
+fn preferred(
+    payload: &Event,
+    key: &str,
+    intelmq: &str,
+    value: &Value,
+    harmonization: &Harmonization,
+) -> Value {
+    if key == "time" {
+        return value.clone();
+    }
+    let kept = payload.get(&format!("{EXTRA_PREFIX}{key}")).filter(|kept| {
+        harmonization
+            .accept(MessageType::Event, intelmq, (*kept).clone())
+            .is_ok_and(|accepted| accepted.as_ref() == Some(value))
+    });
+    kept.unwrap_or(value).clone()
+}
+
+/// The `address` list (IPv4 sources, each once) and, per member, whether
+/// it gave an item.
+fn address_list(members: &[&Envelope], tables: &Tables) -> (Vec<Value>, Vec<bool>) {
+    let mut items: Vec<Value> = Vec::with_capacity(members.len());
+    let mut seen: Vec<&str> = Vec::with_capacity(members.len());
+    let mut takes = Vec::with_capacity(members.len());
+    for member in members {
+        let payload = &member.payload;
+        let ip = payload
+            .get_str("source.ip")
+            .filter(|ip| is_n6_ipv4(ip) && !seen.contains(ip));
+        let Some(ip) = ip else {
+            takes.push(false);
+            continue;
+        };
+        seen.push(ip);
+        let mut item = Map::with_capacity(3);
+        item.insert("ip".into(), ip.into());
+        for key in ["cc", "asn"] {
+            let value = tables
+                .address_field(key)
+                .and_then(|field| payload.get(field));
+            if let Some(value) =
+                value.filter(|v| tables.check(&format!("address.{key}"), v).is_ok())
+            {
+                item.insert(key.into(), value.clone());
+            }
+        }
+        items.push(Value::Object(item));
+        takes.push(true);
+    }
+    (items, takes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::link_split_group;
+
+    fn envelope(feed: Option<&str>) -> Envelope {
+        let mut fields = Map::new();
+        if let Some(feed) = feed {
+            fields.insert("feed.name".into(), feed.into());
+        }
+        let payload = Event::from_fields(MessageType::Event, fields, Harmonization::intelmq());
+        Envelope::new(payload.unwrap(), MessageType::Event, "intelmq", "here")
+    }
+
+    #[test]
+    fn made_up_sources_obey_n6s_rule() {
+        let tables = Tables::get();
+        let cases = [
+            (
+                "cert-xy",
+                Some("Shadowserver Scan"),
+                "cert-xy.shadowserver-scan",
+            ),
+            ("CERT.XY", None, "cert-xy.intelmq"),
+            ("", Some("!!!"), "unknown.unknown"),
+            (
+                "a-very-long-instance-name-indeed",
+                Some("an even longer feed name, really long"),
+                "a-very-long-ins.an-even-longer-f",
+            ),
+        ];
+        for (origin, feed, expected) in cases {
+            let made = source(&envelope(feed).payload, &EncodeContext::new(origin));
+            assert_eq!(made, expected);
+            assert!(tables.check("source", &Value::from(made)).is_ok());
+        }
+    }
+
+    #[test]
+    fn unrelated_events_stay_apart_and_groups_come_together() {
+        let mut group = vec![envelope(None), envelope(None)];
+        link_split_group(&mut group, "g");
+        group.reverse();
+        let events = vec![
+            envelope(None),
+            group[0].clone(),
+            envelope(None),
+            group[1].clone(),
+        ];
+        let grouped = groups(&events);
+        let sizes: Vec<usize> = grouped.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 2, 1]);
+        let order: Vec<u64> = grouped[1]
+            .iter()
+            .filter_map(|e| e.meta.split())
+            .map(|s| s.index)
+            .collect();
+        assert_eq!(order, [0, 1]);
+    }
+}

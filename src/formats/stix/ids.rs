@@ -1,0 +1,183 @@
+//! STIX ids and timestamps.
+//!
+//! - SCO ids are the specification's deterministic UUIDv5: namespace
+//!   [`SCO_NAMESPACE`], name the JCS (RFC 8785) canonical JSON of the
+//!   object's contributing properties.
+//! - SDO and SRO ids are derived from the envelope id and the object's
+//!   role (`<envelope id>/<role>`): a UUIDv5 in the bridge's namespace whose
+//!   version nibble is then set to 4 (variant RFC 4122). The same event thus
+//!   always gives the same ids, and they have the v4 shape the validator asks
+//!   of SDOs (warning 103). STIX forbids UUIDv7, the envelope's own ids.
+//! - Timestamps are UTC, `Z`, millisecond precision.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::envelope::derived_id;
+
+/// The STIX 2.1 namespace for deterministic SCO ids.
+pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
+
+/// The id of a cyber-observable of `kind` whose contributing properties are
+/// `contributing` (a JSON object of the properties present).
+pub fn sco_id(kind: &str, contributing: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(&mut canonical, contributing);
+    let uuid = Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes());
+    format!("{kind}--{uuid}")
+}
+
+/// The id of a domain or relationship object of `kind` playing `role` for
+/// the message whose (group or envelope) id is `owner`.
+pub fn sdo_id(kind: &str, owner: &str, role: &str) -> String {
+    let derived = derived_id(&format!("{owner}/{role}"));
+    let uuid = uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid();
+    format!("{kind}--{uuid}")
+}
+
+/// A STIX timestamp: UTC, `Z`, milliseconds.
+pub fn timestamp(time: &DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Writes `value` as RFC 8785 (JCS) canonical JSON: keys sorted, no
+/// whitespace, strings escaped as ECMAScript does. Numbers are written as
+/// ECMAScript prints them for the values STIX ids use (integers, and
+/// floats without a fraction as integers); contributing properties hold no
+/// other numbers.
+pub fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // JCS sorts by UTF-16 code units.
+            entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push('{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_string(out, key);
+                out.push(':');
+                write_canonical(out, item);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        Value::String(text) => write_string(out, text),
+        Value::Number(number) => match number.as_f64() {
+            Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 1e21 => {
+                let _ = write!(out, "{float:.0}");
+            }
+            _ => {
+                let _ = write!(out, "{number}");
+            }
+        },
+        Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+    }
+}
+
+fn write_string(out: &mut String, text: &str) {
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            control if u32::from(control) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(control));
+            }
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sco_ids_match_the_checked_examples() {
+        assert_eq!(
+            sco_id("ipv4-addr", &json!({"value": "198.51.100.23"})),
+            "ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df"
+        );
+        assert_eq!(
+            sco_id("autonomous-system", &json!({"number": 64511})),
+            "autonomous-system--db7cbda9-7395-5be3-a796-461cd09d6dac"
+        );
+        // The worked example's network-traffic, keys deliberately unsorted.
+        let traffic = json!({
+            "src_port": 50022,
+            "src_ref": "ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df",
+            "protocols": ["ipv4", "tcp", "ssh"],
+            "dst_port": 22,
+        });
+        assert_eq!(
+            sco_id("network-traffic", &traffic),
+            "network-traffic--5b4d7afc-316f-56ef-888f-4f5d8a5eacb4"
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_escapes_and_prints_integers() {
+        let mut out = String::new();
+        let value = json!({"b": [1.0, "x\"\\\u{1}\n"], "a": {"é": true, "Z": null}});
+        write_canonical(&mut out, &value);
+        assert_eq!(out, r#"{"a":{"Z":null,"é":true},"b":[1,"x\"\\\u0001\n"]}"#);
+    }
+
+    #[test]
+    fn sdo_ids_are_stable_and_v4_shaped() {
+        let id = sdo_id(
+            "indicator",
+            "0192f3a4-5b6c-7d8e-9f00-112233445566",
+            "indicator",
+        );
+        assert_eq!(
+            id,
+            sdo_id(
+                "indicator",
+                "0192f3a4-5b6c-7d8e-9f00-112233445566",
+                "indicator"
+            )
+        );
+        let uuid = Uuid::parse_str(id.trim_start_matches("indicator--")).unwrap();
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(
+            id,
+            sdo_id(
+                "indicator",
+                "0192f3a4-5b6c-7d8e-9f00-112233445566",
+                "malware"
+            )
+        );
+    }
+
+    #[test]
+    fn timestamps_are_utc_milliseconds() {
+        let time = DateTime::parse_from_rfc3339("2026-01-05T09:14:03.123456+01:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(&time), "2026-01-05T08:14:03.123Z");
+    }
+}
