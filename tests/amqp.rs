@@ -1160,3 +1160,77 @@ async fn the_http_ingest_publishes_to_amqp_partners_and_answers_after_the_confir
     assert!(bridge.stop().success());
     broker.delete_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_per_format_gets_every_event_in_its_own_format() {
+    if !broker_available() {
+        return;
+    }
+    const COUNT: usize = 2_000;
+    let registry = Registry::standard();
+    let dir = temp_dir("formats");
+    let input = unique("in");
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    // One partner per format this build knows, each on its own queue.
+    let partners: Vec<(&str, String, String)> = registry
+        .names()
+        .into_iter()
+        .map(|name| {
+            let queue = unique(name);
+            let body = format!("format = \"{name}\"\nqueue = \"{queue}\"");
+            (name, queue, body)
+        })
+        .collect();
+    for (_, queue, _) in &partners {
+        broker.forget_later(queue);
+    }
+    let port = free_port();
+    let routes: Vec<(&str, &str)> = partners
+        .iter()
+        .map(|(name, _, body)| (*name, body.as_str()))
+        .collect();
+    let path = config(&dir, port, &input, "format = \"auto\"", &routes, true);
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let fixtures = intelmq_fixtures();
+    let bodies: Vec<Vec<u8>> = (0..COUNT)
+        .map(|seq| mixed_message(&fixtures, seq))
+        .collect();
+    broker.publish(&input, &bodies).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while bridge.metric("received_total", &[]) < COUNT as u64 {
+        assert!(Instant::now() < deadline, "not every message was received");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let context = intelmq_bridge::formats::DecodeContext::new("checker");
+    for (name, queue, _) in &partners {
+        let translated =
+            bridge.metric("translated_total", &[&format!("partner=\"{name}\"")]) as usize;
+        let delivered = broker
+            .collect(queue, Duration::from_secs(60), |got| {
+                got.len() >= translated
+            })
+            .await;
+        assert_eq!(delivered.len(), translated, "{name}");
+        let format = registry.get(name).unwrap();
+        let mut seqs = BTreeSet::new();
+        for (message, _) in &delivered {
+            // Valid as the format's own tools see it, and it decodes back
+            // to the event that went in.
+            format
+                .validate(message, &context)
+                .unwrap_or_else(|e| panic!("{name}: {e}: {message}"));
+            for event in format.decode(message.clone(), &context).unwrap() {
+                if let Some(seq) = event.payload.get("extra.test_seq").and_then(Value::as_u64) {
+                    seqs.insert(seq);
+                }
+            }
+        }
+        assert_eq!(seqs, (0..COUNT as u64).collect::<BTreeSet<_>>(), "{name}");
+    }
+    assert_eq!(bridge.metric("dead_lettered_total", &[]), 0);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
