@@ -1,7 +1,9 @@
 //! Sustained messages per second through `intelmq-bridge serve` on the local
 //! RabbitMQ, with publisher confirms and acknowledgement after confirm,
 //! beside a plain consume→publish pass-through with the same guarantees,
-//! measured in the same run: the cost of the translation itself.
+//! measured in the same run: the cost of the translation itself. Flat
+//! IntelMQ events go in; they come out as IntelMQ, and as IDEA when the
+//! build has it.
 //!
 //! `cargo bench --bench amqp` (`AMQP_BENCH_MESSAGES` sets the count,
 //! default 20,000). Each pass preloads the input queue, then times from the
@@ -48,7 +50,7 @@ async fn run(count: usize) -> Result<(), Error> {
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let tag = format!("ib-bench-{}", std::process::id());
-    let queues: Vec<String> = ["pt-in", "pt-out", "br-in", "br-out"]
+    let queues: Vec<String> = ["pt-in", "pt-out", "br-in", "br-out", "idea-in", "idea-out"]
         .iter()
         .map(|name| format!("{tag}-{name}"))
         .collect();
@@ -67,9 +69,19 @@ async fn run(count: usize) -> Result<(), Error> {
     let passthrough = passthrough(&connection, &queues[0], &queues[1], count).await?;
 
     preload(&channel, &queues[2], &bodies).await?;
-    let bridge = bridge(&connection, &queues[2], &queues[3], count).await?;
+    let bridge_intelmq = bridge(&connection, &queues[2], &queues[3], "intelmq", count).await?;
 
-    for queue in queues.iter().chain([&format!("{}.dead-letter", queues[2])]) {
+    // A format other than the input's, when this build has IDEA.
+    let idea = match intelmq_bridge::formats::Registry::standard().get("idea") {
+        Ok(_) => {
+            preload(&channel, &queues[4], &bodies).await?;
+            Some(bridge(&connection, &queues[4], &queues[5], "idea", count).await?)
+        }
+        Err(_) => None,
+    };
+
+    let dead_letters = [&queues[2], &queues[4]].map(|queue| format!("{queue}.dead-letter"));
+    for queue in queues.iter().chain(&dead_letters) {
         let _ = channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await;
@@ -86,14 +98,19 @@ async fn run(count: usize) -> Result<(), Error> {
         passthrough.as_secs_f64()
     );
     println!(
-        "  intelmq-bridge serve (intelmq -> intelmq): {:>9.0} msg/s  ({:.2} s)",
-        rate(bridge),
-        bridge.as_secs_f64()
+        "  intelmq-bridge serve (intelmq -> intelmq): {:>9.0} msg/s  ({:.2} s)  ratio {:.2}",
+        rate(bridge_intelmq),
+        bridge_intelmq.as_secs_f64(),
+        rate(bridge_intelmq) / rate(passthrough)
     );
-    println!(
-        "  ratio bridge / pass-through: {:.2}",
-        rate(bridge) / rate(passthrough)
-    );
+    if let Some(idea) = idea {
+        println!(
+            "  intelmq-bridge serve (intelmq -> idea):    {:>9.0} msg/s  ({:.2} s)  ratio {:.2}",
+            rate(idea),
+            idea.as_secs_f64(),
+            rate(idea) / rate(passthrough)
+        );
+    }
     Ok(())
 }
 
@@ -226,11 +243,12 @@ async fn passthrough(
     Ok(elapsed)
 }
 
-/// Runs the release binary on the preloaded queue.
+/// Runs the release binary on the preloaded queue, writing `format`.
 async fn bridge(
     connection: &Connection,
     input: &str,
     output: &str,
+    format: &str,
     count: usize,
 ) -> Result<Duration, Error> {
     let dir = std::env::temp_dir().join(format!("ib-bench-{}", std::process::id()));
@@ -252,8 +270,7 @@ format = "intelmq"
 prefetch = {PREFETCH}
 [[partners]]
 name = "out"
-format = "intelmq"
-meta = true
+format = "{format}"
 url = "{URL}"
 queue = "{output}"
 [[routes]]
