@@ -488,31 +488,30 @@ fn sides(
 ) -> [Option<Map<String, Value>>; 2] {
     let mut entries: [Map<String, Value>; 2] = [Map::new(), Map::new()];
     let mut has_content = [false, false];
-    for (index, (((side, entry), content), extra_key)) in tables
-        .sides
+    for (index, (((names, entry), content), extra_key)) in tables
+        .side_fields
         .iter()
         .zip(entries.iter_mut())
         .zip(has_content.iter_mut())
         .zip(EXTRA_SIDE_KEYS)
         .enumerate()
     {
-        let prefix = &side.intelmq;
-        let get = |suffix: &str| fields.get(&format!("{prefix}.{suffix}"));
         let mut types = Vec::new();
         if index == 0 {
             types.extend(kind.and_then(|kind| tables.source_type_of(kind)));
         }
-        if get("tor_node") == Some(&Value::Bool(true)) {
+        if fields.get(&names.tor_node) == Some(&Value::Bool(true)) {
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
             entry.insert("Type".into(), json!(types));
         }
-        let address = get("ip")
+        let address = fields
+            .get(&names.ip)
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| {
-                let network: IpNet = get("network")?.as_str()?.parse().ok()?;
+                let network: IpNet = fields.get(&names.network)?.as_str()?.parse().ok()?;
                 Some(if network.prefix_len() == network.max_prefix_len() {
                     network.addr().to_string()
                 } else {
@@ -522,12 +521,12 @@ fn sides(
         if let Some(address) = address {
             entry.insert(address_key(&address, "IP4", "IP6").into(), json!([address]));
         }
-        for pair in &tables.side {
-            if let Some(value) = get(&pair.intelmq) {
+        for (pair, name) in tables.side.iter().zip(&names.pairs) {
+            if let Some(value) = fields.get(name) {
                 entry.insert(pair.idea.clone(), json!([value]));
             }
         }
-        if let Some(local) = get("local_ip").and_then(Value::as_str) {
+        if let Some(local) = fields.get(&names.local_ip).and_then(Value::as_str) {
             entry.insert(
                 address_key(local, "LocalIP4", "LocalIP6").into(),
                 json!([local]),
