@@ -265,7 +265,7 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
 /// the seen-store and the group buffer, encoded on every core, and written
 /// in order. Large enough that starting threads costs nothing noticeable,
 /// small enough that memory stays flat.
-const BATCH: usize = 4096;
+const BATCH: usize = 1024;
 
 /// One step of a batch's output, in input order.
 enum Step {
