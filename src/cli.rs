@@ -7,8 +7,10 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -244,98 +246,232 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
     );
     let input = open_input(args.file.as_deref())?;
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut rejects = Rejects {
-        file: DeadLetterFile::open(args.dead_letter.as_deref())?,
-        count: 0,
+    let mut run = Run {
+        translator: &translator,
+        workers: thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        guard: args.identity.guard(&origin)?,
+        buffer: GroupBuffer::new(translator.merges_groups()),
+        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        rejects: Rejects {
+            file: DeadLetterFile::open(args.dead_letter.as_deref())?,
+            count: 0,
+        },
+        records: 0,
+        written: 0,
+        duplicates: 0,
+        loops: 0,
     };
-    let mut guard = args.identity.guard(&origin)?;
-    let (mut duplicates, mut loops) = (0, 0);
-    let mut buffer = GroupBuffer::new(translator.merges_groups());
-    let mut written = 0;
-    let mut emit = |group: Vec<(usize, Envelope)>, rejects: &mut Rejects| -> Result<()> {
-        let (positions, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
-        match translator.encode(&envelopes) {
-            Ok(messages) => {
-                for message in messages {
-                    serde_json::to_writer(&mut out, &message)?;
-                    out.write_all(b"\n")?;
-                    written += 1;
-                }
-                Ok(())
-            }
+    let mut batch = Vec::with_capacity(BATCH);
+    for record in Records::new(input) {
+        match record {
+            Ok(record) => batch.push(record),
             Err(error) => {
-                let mut positions = positions;
-                positions.dedup();
-                let places: Vec<String> = positions.iter().map(usize::to_string).collect();
-                let noun = if positions.len() == 1 {
-                    "record"
-                } else {
-                    "records"
-                };
-                let label = format!("{noun} {}", places.join(", "));
-                rejects.reject(
-                    &label,
-                    &positions,
-                    Stage::Encode,
-                    &error,
-                    DeadInput::Envelopes(&envelopes),
-                )
+                // What was read before the error still goes through.
+                run.batch(&batch, false)?;
+                return Err(error.into());
             }
         }
-    };
-    let mut records: usize = 0;
-    for record in Records::new(input) {
-        let record = record?;
-        records += 1;
-        let decoded = parse_record(&record).and_then(|value| translator.decode(value));
-        match decoded {
-            Ok(mut envelopes) => {
-                let verdict = match &mut guard {
-                    Some(guard) => guard.admit(&mut envelopes)?,
-                    None => Verdict::New,
-                };
-                match verdict {
-                    Verdict::New => {}
-                    Verdict::Duplicate => duplicates += 1,
-                    Verdict::Loop => loops += 1,
-                }
-                if verdict != Verdict::New {
+        if batch.len() == BATCH {
+            run.batch(&batch, false)?;
+            batch.clear();
+        }
+    }
+    run.batch(&batch, true)?;
+    run.finish()
+}
+
+/// Records handled together: decoded on every core, passed in order through
+/// the seen-store and the group buffer, encoded on every core, and written
+/// in order. Large enough that starting threads costs nothing noticeable,
+/// small enough that memory stays flat.
+const BATCH: usize = 1024;
+
+/// One step of a batch's output, in input order.
+enum Step {
+    /// Record `index` of the batch could not be decoded.
+    Rejected(usize, Error),
+    /// `groups[index]` is ready to encode.
+    Group(usize),
+}
+
+/// A group ready to encode: the input positions of its events, and the events.
+type Group = (Vec<usize>, Vec<Envelope>);
+
+/// The state of one `translate` run across batches.
+struct Run<'t, W: Write> {
+    translator: &'t Translator<'t>,
+    workers: usize,
+    guard: Option<LoopGuard>,
+    buffer: GroupBuffer<usize>,
+    out: W,
+    rejects: Rejects,
+    records: usize,
+    written: usize,
+    duplicates: usize,
+    loops: usize,
+}
+
+impl<W: Write> Run<'_, W> {
+    /// Translates a batch of records; with `last`, also the groups still
+    /// waiting for members. Output and reports come in input order.
+    fn batch(&mut self, records: &[Record], last: bool) -> Result<()> {
+        self.records += records.len();
+        let translator = self.translator;
+        let decoded = parallel_map(records, self.workers, |record| {
+            parse_record(record).and_then(|value| translator.decode(value))
+        });
+        let mut steps = Vec::with_capacity(records.len());
+        let mut groups: Vec<Group> = Vec::new();
+        let mut ready = |group: Vec<(usize, Envelope)>, steps: &mut Vec<Step>| {
+            steps.push(Step::Group(groups.len()));
+            groups.push(group.into_iter().unzip());
+        };
+        for (index, (record, decoded)) in records.iter().zip(decoded).enumerate() {
+            let mut envelopes = match decoded {
+                Ok(envelopes) => envelopes,
+                Err(error) => {
+                    steps.push(Step::Rejected(index, error));
                     continue;
                 }
-                for envelope in envelopes {
-                    for group in buffer.push(record.position, envelope) {
-                        emit(group, &mut rejects)?;
+            };
+            let verdict = match &mut self.guard {
+                Some(guard) => guard.admit(&mut envelopes)?,
+                None => Verdict::New,
+            };
+            match verdict {
+                Verdict::New => {}
+                Verdict::Duplicate => self.duplicates += 1,
+                Verdict::Loop => self.loops += 1,
+            }
+            if verdict != Verdict::New {
+                continue;
+            }
+            for envelope in envelopes {
+                for group in self.buffer.push(record.position, envelope) {
+                    ready(group, &mut steps);
+                }
+            }
+        }
+        if last {
+            for group in self.buffer.drain() {
+                ready(group, &mut steps);
+            }
+        }
+        let encoded = parallel_map(&groups, self.workers, |(_, envelopes)| {
+            let mut lines = Vec::new();
+            let messages = translator.encode(envelopes)?;
+            for message in &messages {
+                serde_json::to_writer(&mut lines, message)?;
+                lines.push(b'\n');
+            }
+            Ok((lines, messages.len()))
+        });
+        for step in steps {
+            match step {
+                Step::Rejected(index, error) => {
+                    let Some(record) = records.get(index) else {
+                        continue;
+                    };
+                    let input = DeadInput::Bytes(&record.bytes);
+                    let label = place(record);
+                    let at = [record.position];
+                    self.rejects
+                        .reject(&label, &at, Stage::Decode, &error, input)?;
+                }
+                Step::Group(index) => {
+                    let (Some((positions, envelopes)), Some(result)) =
+                        (groups.get(index), encoded.get(index))
+                    else {
+                        continue;
+                    };
+                    match result {
+                        Ok((lines, count)) => {
+                            self.out.write_all(lines)?;
+                            self.written += count;
+                        }
+                        Err(error) => self.reject_group(positions, envelopes, error)?,
                     }
                 }
             }
-            Err(error) => {
-                let input = DeadInput::Bytes(&record.bytes);
-                let label = place(&record);
-                rejects.reject(&label, &[record.position], Stage::Decode, &error, input)?;
+        }
+        Ok(())
+    }
+
+    /// Reports a group that could not be encoded, naming its records.
+    fn reject_group(
+        &mut self,
+        positions: &[usize],
+        envelopes: &[Envelope],
+        error: &Error,
+    ) -> Result<()> {
+        let mut positions = positions.to_vec();
+        positions.dedup();
+        let places: Vec<String> = positions.iter().map(usize::to_string).collect();
+        let noun = if positions.len() == 1 {
+            "record"
+        } else {
+            "records"
+        };
+        let label = format!("{noun} {}", places.join(", "));
+        let input = DeadInput::Envelopes(envelopes);
+        self.rejects
+            .reject(&label, &positions, Stage::Encode, error, input)
+    }
+
+    /// Flushes everything and prints the run's counts.
+    fn finish(mut self) -> Result<Summary> {
+        self.out.flush()?;
+        self.rejects.file.flush()?;
+        if let Some(guard) = &mut self.guard {
+            guard.flush()?;
+            if self.duplicates + self.loops > 0 {
+                eprintln!(
+                    "dropped {} duplicates and {} loops",
+                    self.duplicates, self.loops
+                );
             }
         }
-    }
-    for group in buffer.drain() {
-        emit(group, &mut rejects)?;
-    }
-    out.flush()?;
-    rejects.file.flush()?;
-    if let Some(guard) = &mut guard {
-        guard.flush()?;
-        if duplicates + loops > 0 {
-            eprintln!("dropped {duplicates} duplicates and {loops} loops");
+        let rejected = self.rejects.count;
+        if rejected > 0 {
+            eprintln!(
+                "{} records read, {} messages written, {rejected} records rejected",
+                self.records, self.written
+            );
         }
+        Ok(Summary {
+            accepted: self.records.saturating_sub(rejected),
+            rejected,
+        })
     }
-    if rejects.count > 0 {
-        eprintln!(
-            "{records} records read, {written} messages written, {} records rejected",
-            rejects.count
-        );
+}
+
+/// `items.iter().map(work)`, spread over up to `workers` threads, results in
+/// input order. Each thread takes one contiguous slice, so no result waits
+/// in a queue and the order needs no sorting.
+fn parallel_map<T: Sync, U: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> U + Sync,
+) -> Vec<U> {
+    let chunk = items.len().div_ceil(workers.max(1)).max(1);
+    if workers <= 1 || items.len() < 2 {
+        return items.iter().map(work).collect();
     }
-    Ok(Summary {
-        accepted: records.saturating_sub(rejects.count),
-        rejected: rejects.count,
+    let work = &work;
+    thread::scope(|scope| {
+        let mut slices = items.chunks(chunk);
+        let own = slices.next().unwrap_or_default();
+        let others: Vec<_> = slices
+            .map(|slice| scope.spawn(move || slice.iter().map(work).collect::<Vec<U>>()))
+            .collect();
+        let mut results: Vec<U> = own.iter().map(work).collect();
+        for other in others {
+            match other.join() {
+                Ok(part) => results.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
     })
 }
 

@@ -26,15 +26,33 @@ impl Event {
     /// Fails on the first unknown field or invalid value.
     pub fn from_fields(
         kind: MessageType,
-        fields: Map<String, Value>,
+        mut fields: Map<String, Value>,
         harmonization: &Harmonization,
     ) -> Result<Self> {
-        let mut event = Event {
-            fields: Map::with_capacity(fields.len()),
-        };
-        for (key, value) in fields {
-            event.insert_checked(kind, key, value, harmonization)?;
+        if fields.contains_key(EXTRA) {
+            // `extra` expands into sub-keys where it stands: rebuild the map.
+            let mut event = Event {
+                fields: Map::with_capacity(fields.len()),
+            };
+            for (key, value) in fields {
+                event.insert_checked(kind, key, value, harmonization)?;
+            }
+            event.complete_classification(harmonization);
+            return Ok(event);
         }
+        // Otherwise every value is checked where it lies, so no key is hashed
+        // or moved again; the few that IntelMQ ignores are removed after.
+        let mut ignored = Vec::new();
+        for (key, value) in fields.iter_mut() {
+            match harmonization.accept(kind, key, std::mem::take(value))? {
+                Some(clean) => *value = clean,
+                None => ignored.push(key.clone()),
+            }
+        }
+        for key in &ignored {
+            fields.shift_remove(key);
+        }
+        let mut event = Event { fields };
         event.complete_classification(harmonization);
         Ok(event)
     }

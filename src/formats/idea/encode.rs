@@ -80,47 +80,51 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         .iter()
         .map(|event| generate(event, tables))
         .collect::<Result<Vec<_>>>()?;
-    let Some(first) = parts.first() else {
-        return Err(Error::shape("nothing to encode"));
-    };
+    // The parts are owned, so their pieces move into the message; the first
+    // part gives the top-level keys and the nodes.
+    let mut first: Option<(Map<String, Value>, Vec<Value>)> = None;
     let mut sides: [Vec<Map<String, Value>>; 2] = [Vec::new(), Vec::new()];
     let mut positions = Vec::with_capacity(parts.len());
-    for part in &parts {
+    let mut attach: Vec<Value> = Vec::new();
+    for part in parts {
         let mut position = [None, None];
-        for ((entry, list), slot) in part.sides.iter().zip(sides.iter_mut()).zip(&mut position) {
+        for ((entry, list), slot) in part.sides.into_iter().zip(&mut sides).zip(&mut position) {
             if let Some(entry) = entry {
                 *slot = Some(merge_entry(list, entry));
             }
         }
         positions.push(position);
-    }
-    let mut attach: Vec<Value> = Vec::new();
-    for item in parts.iter().flat_map(|part| &part.attach) {
-        if !attach.contains(item) {
-            attach.push(item.clone());
+        for item in part.attach {
+            if !attach.contains(&item) {
+                attach.push(item);
+            }
         }
+        first.get_or_insert((part.top, part.nodes));
     }
+    let Some((top, earlier_nodes)) = first else {
+        return Err(Error::shape("nothing to encode"));
+    };
 
     let mut idea = Map::new();
     idea.insert("Format".into(), "IDEA0".into());
     ids(&mut idea, events, group);
-    for (key, value) in &first.top {
-        idea.insert(key.clone(), value.clone());
+    for (key, value) in top {
+        idea.insert(key, value);
     }
-    for (side, list) in tables.sides.iter().zip(&sides) {
+    for (side, list) in tables.sides.iter().zip(sides) {
         if !list.is_empty() {
             idea.insert(
                 side.idea.clone(),
-                list.iter().cloned().map(Value::Object).collect(),
+                list.into_iter().map(Value::Object).collect(),
             );
         }
     }
     if !attach.is_empty() {
         idea.insert("Attach".into(), attach.into());
     }
-    idea.insert("Node".into(), nodes(&context.origin, &first.nodes));
+    idea.insert("Node".into(), nodes(&context.origin, &earlier_nodes));
 
-    let carry = carry(&idea, events, &positions, &sides)?;
+    let carry = carry(&idea, events, &positions, tables)?;
     idea.insert(CARRY_KEY.into(), carry);
     Ok(Value::Object(idea))
 }
@@ -133,19 +137,18 @@ fn carry(
     idea: &Map<String, Value>,
     events: &[&Envelope],
     positions: &[[Option<usize>; 2]],
-    sides: &[Vec<Map<String, Value>>; 2],
+    tables: &Tables,
 ) -> Result<Value> {
     let harmonization = Harmonization::intelmq();
-    let [sources, targets] = sides;
+    // The message's own Source and Target lists, read where they lie.
+    let entry = |side: usize, at: Option<usize>| {
+        let key = &tables.sides.get(side)?.idea;
+        idea.get(key)?.as_array()?.get(at?)?.as_object()
+    };
     let mut carried = Vec::with_capacity(events.len());
     for (event, position) in events.iter().zip(positions) {
         let [source, target] = *position;
-        let recovered = carried_fields(
-            idea,
-            source.and_then(|at| sources.get(at)),
-            target.and_then(|at| targets.get(at)),
-            harmonization,
-        )?;
+        let recovered = carried_fields(idea, entry(0, source), entry(1, target), harmonization)?;
         let fields = event.payload.fields();
         let rest: Map<String, Value> = fields
             .iter()
@@ -300,23 +303,22 @@ fn nodes(origin: &str, earlier: &[Value]) -> Value {
     list.into()
 }
 
+/// An entry's keys and values other than its addresses, compared where
+/// they lie.
+fn without_addresses(map: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+    map.iter()
+        .filter(|(key, _)| !matches!(key.as_str(), "IP4" | "IP6"))
+}
+
 /// Puts `entry` into `list`: an entry that differs from one already there
 /// only by its addresses joins it (so a split entry becomes one again).
 /// Returns its position.
-fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: &Map<String, Value>) -> usize {
-    let is_address = |key: &str| key == "IP4" || key == "IP6";
-    let without_addresses = |map: &Map<String, Value>| -> Vec<(String, Value)> {
-        map.iter()
-            .filter(|(key, _)| !is_address(key))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect()
-    };
-    let shape = without_addresses(entry);
+fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) -> usize {
     let found = list
         .iter()
-        .position(|existing| without_addresses(existing) == shape);
+        .position(|existing| without_addresses(existing).eq(without_addresses(&entry)));
     let Some(at) = found else {
-        list.push(entry.clone());
+        list.push(entry);
         return list.len() - 1;
     };
     if let Some(existing) = list.get_mut(at) {
@@ -488,31 +490,30 @@ fn sides(
 ) -> [Option<Map<String, Value>>; 2] {
     let mut entries: [Map<String, Value>; 2] = [Map::new(), Map::new()];
     let mut has_content = [false, false];
-    for (index, (((side, entry), content), extra_key)) in tables
-        .sides
+    for (index, (((names, entry), content), extra_key)) in tables
+        .side_fields
         .iter()
         .zip(entries.iter_mut())
         .zip(has_content.iter_mut())
         .zip(EXTRA_SIDE_KEYS)
         .enumerate()
     {
-        let prefix = &side.intelmq;
-        let get = |suffix: &str| fields.get(&format!("{prefix}.{suffix}"));
         let mut types = Vec::new();
         if index == 0 {
             types.extend(kind.and_then(|kind| tables.source_type_of(kind)));
         }
-        if get("tor_node") == Some(&Value::Bool(true)) {
+        if fields.get(&names.tor_node) == Some(&Value::Bool(true)) {
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
             entry.insert("Type".into(), json!(types));
         }
-        let address = get("ip")
+        let address = fields
+            .get(&names.ip)
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| {
-                let network: IpNet = get("network")?.as_str()?.parse().ok()?;
+                let network: IpNet = fields.get(&names.network)?.as_str()?.parse().ok()?;
                 Some(if network.prefix_len() == network.max_prefix_len() {
                     network.addr().to_string()
                 } else {
@@ -522,12 +523,12 @@ fn sides(
         if let Some(address) = address {
             entry.insert(address_key(&address, "IP4", "IP6").into(), json!([address]));
         }
-        for pair in &tables.side {
-            if let Some(value) = get(&pair.intelmq) {
+        for (pair, name) in tables.side.iter().zip(&names.pairs) {
+            if let Some(value) = fields.get(name) {
                 entry.insert(pair.idea.clone(), json!([value]));
             }
         }
-        if let Some(local) = get("local_ip").and_then(Value::as_str) {
+        if let Some(local) = fields.get(&names.local_ip).and_then(Value::as_str) {
             entry.insert(
                 address_key(local, "LocalIP4", "LocalIP6").into(),
                 json!([local]),

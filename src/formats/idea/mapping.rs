@@ -89,6 +89,36 @@ pub struct Tables {
     pub refs: Vec<RefRule>,
     /// Protocol names that are transports (the first item of `Proto`).
     pub transports: HashSet<String>,
+    /// For each of `sides`, its full IntelMQ field names.
+    pub side_fields: Vec<SideFields>,
+}
+
+/// One side's full IntelMQ field names (`source.ip`, ...), spelt once when
+/// the tables load instead of formatted for every event.
+pub struct SideFields {
+    /// `<side>.ip`.
+    pub ip: String,
+    /// `<side>.network`.
+    pub network: String,
+    /// `<side>.local_ip`.
+    pub local_ip: String,
+    /// `<side>.tor_node`.
+    pub tor_node: String,
+    /// `<side>.<pair.intelmq>` for each pair of [`Tables::side`], in its order.
+    pub pairs: Vec<String>,
+}
+
+impl SideFields {
+    fn new(side: &str, pairs: &[Pair]) -> Self {
+        let name = |suffix: &str| format!("{side}.{suffix}");
+        SideFields {
+            ip: name("ip"),
+            network: name("network"),
+            local_ip: name("local_ip"),
+            tor_node: name("tor_node"),
+            pairs: pairs.iter().map(|pair| name(&pair.intelmq)).collect(),
+        }
+    }
 }
 
 impl Tables {
@@ -100,7 +130,13 @@ impl Tables {
     fn from_json(category: &str, fields: &str) -> Result<Self, serde_json::Error> {
         let category: CategoryTable = serde_json::from_str(category)?;
         let fields: FieldTable = serde_json::from_str(fields)?;
+        let side_fields = fields
+            .sides
+            .iter()
+            .map(|side| SideFields::new(&side.intelmq, &fields.side))
+            .collect();
         Ok(Tables {
+            side_fields,
             category,
             message: fields.message,
             sides: fields.sides,

@@ -421,7 +421,8 @@ impl Bundle {
         let mut extension = Map::new();
         extension.insert("extension_type".into(), "property-extension".into());
         extension.insert("meta".into(), meta.to_value());
-        extension.insert("payload".into(), serde_json::to_value(payload)?);
+        // A clone of the checked map; to_value would re-serialise it key by key.
+        extension.insert("payload".into(), Value::Object(payload.fields().clone()));
         let mut extensions = Map::new();
         extensions.insert(EXTENSION_ID.into(), Value::Object(extension));
         object.insert("extensions".into(), Value::Object(extensions));
