@@ -20,6 +20,8 @@ PACKAGES=(
   "intelmq==3.5.0"
   "idea-format==0.1.15"
   "stix2-validator==3.3.2"
+  # IntelMQ's AMQP pipeline (.ci/run drives serve with it)
+  "pika==1.4.4"
   # intelmq 3.5.0 imports pkg_resources (lib/message.py) but does not
   # depend on setuptools; setuptools >= 82 no longer ships pkg_resources
   # and Python >= 3.12 venvs have no setuptools at all.
