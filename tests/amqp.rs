@@ -671,34 +671,67 @@ async fn a_loop_and_a_duplicate_are_dropped() {
     broker.delete_all().await;
 }
 
+/// An input queue holding `count` mixed messages and a configuration that
+/// sends them to one IntelMQ partner queue: the set-up of the tests that
+/// interrupt a run.
+struct QueuedRun {
+    broker: Broker,
+    input: String,
+    output: String,
+    path: PathBuf,
+    port: u16,
+    log: PathBuf,
+}
+
+impl QueuedRun {
+    async fn prepare(name: &str, count: usize) -> Self {
+        let dir = temp_dir(name);
+        let (input, output) = (unique("in"), unique("out"));
+        let mut broker = Broker::connect().await;
+        broker.queue(&input, false).await;
+        broker.forget_later(&format!("{input}.dead-letter"));
+        broker.forget_later(&output);
+        let fixtures = intelmq_fixtures();
+        let bodies: Vec<Vec<u8>> = (0..count)
+            .map(|seq| mixed_message(&fixtures, seq))
+            .collect();
+        broker.publish(&input, &bodies).await;
+        let port = free_port();
+        let partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{output}\"");
+        let path = config(
+            &dir,
+            port,
+            &input,
+            "format = \"auto\"",
+            &[("out", &partner)],
+            true,
+        );
+        let log = dir.join("bridge.log");
+        QueuedRun {
+            broker,
+            input,
+            output,
+            path,
+            port,
+            log,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_then_restart_loses_nothing() {
     if !broker_available() {
         return;
     }
     const COUNT: usize = 5_000;
-    let dir = temp_dir("kill");
-    let (input, output) = (unique("in"), unique("out"));
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
-    broker.forget_later(&output);
-    let fixtures = intelmq_fixtures();
-    let bodies: Vec<Vec<u8>> = (0..COUNT)
-        .map(|seq| mixed_message(&fixtures, seq))
-        .collect();
-    broker.publish(&input, &bodies).await;
-    let port = free_port();
-    let partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{output}\"");
-    let path = config(
-        &dir,
+    let QueuedRun {
+        broker,
+        input,
+        output,
+        path,
         port,
-        &input,
-        "format = \"auto\"",
-        &[("out", &partner)],
-        true,
-    );
-    let log = dir.join("bridge.log");
+        log,
+    } = QueuedRun::prepare("kill", COUNT).await;
 
     let first = Bridge::start(&path, port, &log);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1002,28 +1035,14 @@ async fn sigterm_mid_run_drains_in_flight_without_loss_or_duplicates() {
         return;
     }
     const COUNT: usize = 5_000;
-    let dir = temp_dir("sigterm");
-    let (input, output) = (unique("in"), unique("out"));
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
-    broker.forget_later(&output);
-    let fixtures = intelmq_fixtures();
-    let bodies: Vec<Vec<u8>> = (0..COUNT)
-        .map(|seq| mixed_message(&fixtures, seq))
-        .collect();
-    broker.publish(&input, &bodies).await;
-    let port = free_port();
-    let partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{output}\"");
-    let path = config(
-        &dir,
+    let QueuedRun {
+        broker,
+        input,
+        output,
+        path,
         port,
-        &input,
-        "format = \"auto\"",
-        &[("out", &partner)],
-        true,
-    );
-    let log = dir.join("bridge.log");
+        log,
+    } = QueuedRun::prepare("sigterm", COUNT).await;
 
     let first = Bridge::start(&path, port, &log);
     while broker.depth(&output).await < (COUNT / 5) as u32 {
