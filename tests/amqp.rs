@@ -5,6 +5,8 @@
 //! Without a broker these tests print "skipped: no RabbitMQ", unless `CI`
 //! is set, where they must run (`.ci/services` starts one).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -51,17 +53,7 @@ fn unique(name: &str) -> String {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(name));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::scratch(&unique(name))
 }
 
 /// A test's broker side: a connection, a confirming channel, and the queues
@@ -425,7 +417,7 @@ async fn ten_thousand_mixed_messages_reach_two_partners() {
     broker.forget_later(&format!("{input}.dead-letter"));
     broker.forget_later(&flat);
     broker.forget_later(&envelopes);
-    let port = free_port();
+    let port = common::free_port();
     let flat_partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{flat}\"");
     let envelope_partner =
         format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{envelopes}\"");
@@ -530,7 +522,7 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_reasons() {
     broker.queue(&input, false).await;
     broker.forget_later(&dead);
     broker.forget_later(&output);
-    let port = free_port();
+    let port = common::free_port();
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
     let path = config(
         &dir,
@@ -605,7 +597,7 @@ async fn a_loop_and_a_duplicate_are_dropped() {
     broker.queue(&input, false).await;
     broker.forget_later(&format!("{input}.dead-letter"));
     broker.forget_later(&output);
-    let port = free_port();
+    let port = common::free_port();
     let partner = format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{output}\"");
     // A file partner beside the AMQP one: an archive of what went out.
     let archive = format!(
@@ -696,7 +688,7 @@ impl QueuedRun {
             .map(|seq| mixed_message(&fixtures, seq))
             .collect();
         broker.publish(&input, &bodies).await;
-        let port = free_port();
+        let port = common::free_port();
         let partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{output}\"");
         let path = config(
             &dir,
@@ -784,7 +776,7 @@ async fn intelmq_declared_queues_are_read_and_written_without_a_406() {
     let mut event = intelmq_fixtures()[1].clone();
     event.insert("extra.test_seq".into(), json!(7));
     for (round, declare) in ["intelmq", "passive"].iter().enumerate() {
-        let port = free_port();
+        let port = common::free_port();
         let partner =
             format!("format = \"intelmq\"\nqueue = \"{output}\"\ndeclare = \"{declare}\"");
         let path = config(
@@ -813,7 +805,7 @@ async fn intelmq_declared_queues_are_read_and_written_without_a_406() {
         assert!(bridge.stop().success());
     }
     // Declaring IntelMQ's queue with other arguments is what RabbitMQ refuses.
-    let port = free_port();
+    let port = common::free_port();
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
     let path = config(
         &dir,
@@ -888,7 +880,7 @@ async fn the_bridge_reconnects_when_the_broker_drops_it() {
     broker.queue(&input, false).await;
     broker.forget_later(&format!("{input}.dead-letter"));
     broker.forget_later(&output);
-    let port = free_port();
+    let port = common::free_port();
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
     let path = config(
         &dir,
@@ -968,7 +960,7 @@ async fn intelmq_bots_exchange_events_with_the_bridge_through_their_own_pipeline
         broker.forget_later(queue);
     }
     broker.forget_later(&format!("{upstream}.dead-letter"));
-    let port = free_port();
+    let port = common::free_port();
     let partner = format!(
         "format = \"intelmq\"\nmeta = true\nqueue = \"{downstream}\"\ndeclare = \"intelmq\""
     );
@@ -1079,7 +1071,7 @@ async fn an_unroutable_output_is_retried_until_a_queue_is_bound() {
     let mut broker = Broker::connect().await;
     broker.queue(&input, false).await;
     broker.forget_later(&format!("{input}.dead-letter"));
-    let port = free_port();
+    let port = common::free_port();
     // Nothing is bound to amq.direct with this key yet.
     let partner =
         format!("format = \"intelmq\"\nexchange = \"amq.direct\"\nrouting_key = \"{key}\"");
@@ -1140,7 +1132,7 @@ async fn the_http_ingest_publishes_to_amqp_partners_and_answers_after_the_confir
     let output = unique("out");
     let mut broker = Broker::connect().await;
     broker.forget_later(&output);
-    let port = free_port();
+    let port = common::free_port();
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"\ndeclare = \"intelmq\"");
     let path = config(
         &dir,
@@ -1205,7 +1197,7 @@ async fn a_partner_per_format_gets_every_event_in_its_own_format() {
     for (_, queue, _) in &partners {
         broker.forget_later(queue);
     }
-    let port = free_port();
+    let port = common::free_port();
     let routes: Vec<(&str, &str)> = partners
         .iter()
         .map(|(name, _, body)| (*name, body.as_str()))

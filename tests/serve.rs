@@ -2,6 +2,8 @@
 //! ingest, flat IntelMQ out), its endpoints, shutdown, and configuration
 //! errors that name the key.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -11,18 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ib-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::scratch(&format!("serve-{name}"))
 }
 
 /// One HTTP/1.0 exchange; the status and the body.
@@ -71,7 +62,7 @@ fn start(args: &[&str], port: u16) -> Server {
 #[test]
 fn the_embedded_default_ingests_over_http_and_writes_flat_intelmq() {
     let dir = temp_dir("embedded");
-    let port = free_port();
+    let port = common::free_port();
     let listen = format!("127.0.0.1:{port}");
     let output = dir.to_str().unwrap();
     let mut server = start(

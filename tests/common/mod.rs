@@ -88,3 +88,11 @@ pub fn scratch(name: &str) -> PathBuf {
     fs::create_dir_all(&dir).expect("scratch directory");
     dir
 }
+
+/// A TCP port on loopback that is free right now, for a server under test.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
