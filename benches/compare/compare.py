@@ -31,17 +31,20 @@ def idea_expert():
     return bot
 
 
-def python_idea(lines, harm):
+def to_idea(bot, line, harm):
     """What the IDEA expert does per message: the message is loaded and
     checked as a bot receives it (MessageFactory.unserialize), the
     translation table applied, and the IDEA message written as JSON."""
     from intelmq.lib.message import MessageFactory
+    event = MessageFactory.unserialize(line, harmonization=harm)
+    return json.dumps(bot.process_dict(event, bot.translation))
+
+
+def python_idea(lines, harm):
     bot = idea_expert()
     out = 0
     for line in lines:
-        event = MessageFactory.unserialize(line, harmonization=harm)
-        idea = bot.process_dict(event, bot.translation)
-        out += len(json.dumps(idea))
+        out += len(to_idea(bot, line, harm))
     return out
 
 

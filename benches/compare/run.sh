@@ -9,6 +9,10 @@
 #                 the reference check's, when it holds the pins below)
 #   RUNS          bridge runs per pair, the best is kept (default 3)
 #   BIG_MB        size of the large input for the peak-RSS run (default 1024; 0 skips it)
+#   AMQP          the AMQP comparison (amqp.py) on the local RabbitMQ at
+#                 127.0.0.1:5672: auto (default: when a broker listens there),
+#                 1 (always), 0 (skip), only (nothing else)
+#   AMQP_TIMEOUT  seconds each side of the AMQP comparison may take (default 600)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,10 +22,12 @@ VENV="${COMPARE_VENV:-$REPO/target/reference-venv}"
 DATA="$REPO/target/compare"
 BRIDGE="$REPO/target/release/intelmq-bridge"
 BIG_MB="${BIG_MB:-1024}"
+AMQP="${AMQP:-auto}"
 
 # The same pins as tests/reference/run.sh (intelmq 3.5.0 imports
-# pkg_resources, which setuptools >= 82 no longer ships).
-PACKAGES=("intelmq==3.5.0" "setuptools==80.10.2")
+# pkg_resources, which setuptools >= 82 no longer ships; pika is IntelMQ's
+# AMQP pipeline).
+PACKAGES=("intelmq==3.5.0" "setuptools==80.10.2" "pika==1.4.4")
 
 venv_ok() {
   [ -x "$VENV/bin/python" ] || return 1
@@ -44,7 +50,22 @@ mkdir -p "$DATA"
 echo "generating $N events into $DATA"
 python3 "$HERE/generate.py" "$N" "$DATA"
 
-PYTHONWARNINGS=ignore "$VENV/bin/python" "$HERE/compare.py" "$BRIDGE" "$DATA" 2>/dev/null
+broker_listens() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+
+if [ "$AMQP" = only ]; then
+  BIG_MB=0
+else
+  PYTHONWARNINGS=ignore "$VENV/bin/python" "$HERE/compare.py" "$BRIDGE" "$DATA" 2>/dev/null
+fi
+
+if [ "$AMQP" != 0 ]; then
+  echo
+  if [ "$AMQP" != auto ] || broker_listens; then
+    PYTHONWARNINGS=ignore "$VENV/bin/python" "$HERE/amqp.py" "$BRIDGE" "$DATA"
+  else
+    echo "AMQP comparison skipped: no RabbitMQ at 127.0.0.1:5672"
+  fi
+fi
 
 if [ "$BIG_MB" -gt 0 ]; then
   big="$DATA/big.jsonl"
