@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::envelope::WireForm;
 use crate::error::{Error, Result};
 use crate::formats::{intelmq, Registry};
+use crate::policy::{Policy, Tlp};
 
 /// Where `/metrics` and `/healthz` (and the HTTP ingest) listen unless told.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -215,6 +216,13 @@ pub struct PartnerConfig {
     pub declare: Declare,
     /// For `file`: the JSON Lines file, `-` for stdout.
     pub path: Option<PathBuf>,
+    /// The highest TLP level the partner may receive (default AMBER).
+    pub max_tlp: Option<String>,
+    /// The level assumed for an event without `tlp` (default AMBER).
+    pub default_tlp: Option<String>,
+    /// The n6 restrictions the partner may receive (default `public`,
+    /// `need-to-know`: `internal` never leaves unless listed).
+    pub n6_restrictions: Option<Vec<String>>,
 }
 
 fn default_partner_transport() -> PartnerTransport {
@@ -297,6 +305,14 @@ impl Config {
             queue: None,
             declare: default_declare(),
             path: Some(output.to_owned()),
+            // A local output, not a partner: everything may be written.
+            max_tlp: Some(Tlp::Red.name().to_owned()),
+            default_tlp: None,
+            n6_restrictions: Some(
+                ["public", "need-to-know", "internal"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
         };
         Config {
             origin: origin.to_owned(),
@@ -380,6 +396,7 @@ impl Config {
     ) -> Result<()> {
         unique(names, key, &partner.name)?;
         known_format(registry, &format!("{key}.format"), &partner.format)?;
+        Policy::from_config(key, partner)?;
         if let Some(form) = &partner.envelope {
             if partner.wire_form().is_none() {
                 return Err(config_error(

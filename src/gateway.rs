@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
 use crate::identity::{LoopGuard, SeenLocation, Verdict};
 use crate::pipeline::{GroupBuffer, Output, Translator};
+use crate::policy::Policy;
 use crate::telemetry::{Counted, Telemetry};
 
 /// Every format of this build, shared by all of the service's tasks.
@@ -74,6 +75,7 @@ struct PartnerPlan {
     name: String,
     format: &'static str,
     encoder: Translator<'static>,
+    policy: Policy,
 }
 
 /// The configured translation service: inputs, partners, routes and the
@@ -129,7 +131,8 @@ impl Gateway {
         let partners = config
             .partners
             .iter()
-            .map(|partner| {
+            .enumerate()
+            .map(|(i, partner)| {
                 let to = registry.get(&partner.format)?;
                 let mut encode_context = EncodeContext::new(origin);
                 encode_context.meta_in_extra = partner.meta;
@@ -145,6 +148,7 @@ impl Gateway {
                         DecodeContext::new(origin),
                         encode_context,
                     ),
+                    policy: Policy::from_config(&format!("partners[{i}]"), partner)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -282,6 +286,7 @@ impl Gateway {
             let chosen: Vec<Envelope> = events
                 .iter()
                 .filter(|event| passes(event, classification))
+                .filter(|event| self.admits(*partner, event))
                 .cloned()
                 .collect();
             if chosen.is_empty() {
@@ -303,6 +308,22 @@ impl Gateway {
             deliveries,
             failures,
         })
+    }
+
+    /// Whether partner `index`'s egress policy lets `event` go to it; an
+    /// event withheld is counted and logged, without its contents.
+    fn admits(&self, index: usize, event: &Envelope) -> bool {
+        let plan = &self.partners[index];
+        match plan.policy.admits(&event.payload) {
+            Ok(()) => true,
+            Err(refusal) => {
+                self.telemetry.record(Counted::Withheld {
+                    partner: &plan.name,
+                    refusal: &refusal,
+                });
+                false
+            }
+        }
     }
 
     /// Encodes the events of one message for partner `index`, handing a
@@ -431,6 +452,24 @@ mod tests {
             [(0, 1)]
         );
         assert_eq!(gateway.routed_partners(0).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn the_egress_policy_withholds_events_above_a_partner() {
+        let gateway = gateway("");
+        let red = br#"{"__type": "Event", "source.ip": "192.0.2.1", "classification.type": "scanner", "tlp": "RED"}"#;
+        assert_eq!(deliveries(gateway.process(0, red, false).unwrap()), []);
+        let internal = br#"{"__type": "Event", "source.ip": "192.0.2.1", "classification.type": "scanner", "extra.n6.restriction": "internal"}"#;
+        assert_eq!(deliveries(gateway.process(0, internal, false).unwrap()), []);
+        let telemetry = gateway.telemetry();
+        assert_eq!(
+            telemetry.count("withheld_total", &[("partner", "all"), ("reason", "tlp")]),
+            1
+        );
+        assert_eq!(
+            telemetry.count("withheld_total", &[("reason", "restriction")]),
+            2
+        );
     }
 
     #[test]

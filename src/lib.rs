@@ -15,6 +15,8 @@
 //! - [`dead_letter`]: keeping what cannot be handled, with its reason.
 //! - [`schema`]: the JSON Schemas of `schemas/`, compiled once.
 //! - [`config`]: the `serve` configuration (TOML), checked at start.
+//! - [`policy`]: the egress policy: which TLP levels and n6 restrictions
+//!   each partner may receive.
 //! - [`gateway`]: what `serve` does to one message, whatever the transport.
 //! - [`transport`]: AMQP, HTTP and file inputs and outputs.
 //! - [`telemetry`]: the service's counters and logs, one variant per event.
@@ -34,6 +36,7 @@ pub mod harmonization;
 pub mod identity;
 pub mod input;
 pub mod pipeline;
+pub mod policy;
 pub mod schema;
 pub mod serve;
 pub mod telemetry;
