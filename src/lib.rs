@@ -20,10 +20,13 @@
 //! - [`gateway`]: what `serve` does to one message, whatever the transport.
 //! - [`transport`]: AMQP, HTTP and file inputs and outputs.
 //! - [`telemetry`]: the service's counters and logs, one variant per event.
+//! - [`auth`]: partners' bearer tokens on the HTTP ingest, stored hashed.
+//! - [`rate_limit`]: the token bucket that limits a partner's requests.
 //! - [`serve`]: the `serve` command: tasks, signals, shutdown.
 //! - [`cli`]: the `intelmq-bridge` command line.
 //! - [`error`]: the crate-wide error type.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
@@ -37,6 +40,7 @@ pub mod identity;
 pub mod input;
 pub mod pipeline;
 pub mod policy;
+pub mod rate_limit;
 pub mod schema;
 pub mod serve;
 pub mod telemetry;

@@ -72,6 +72,15 @@ pub enum Counted<'a> {
         /// Why (the level refused, never the event's contents).
         refusal: &'a Refusal,
     },
+    /// An ingest request was refused before its body was read (token,
+    /// rate, content type, declared format, size).
+    Refused {
+        /// The sending partner's name, empty when it is not known.
+        partner: &'a str,
+        /// Why: `unauthenticated`, `forbidden`, `rate_limited`,
+        /// `unsupported_media_type`, `unknown_format` or `too_large`.
+        reason: &'a str,
+    },
     /// A delivery to a partner failed (nack, unroutable, I/O); the input
     /// message is returned to its queue.
     PublishFailed {
@@ -118,6 +127,10 @@ const HELP: &[(&str, &str)] = &[
     (
         "withheld_total",
         "Events not sent to a partner by its egress policy, by reason.",
+    ),
+    (
+        "ingest_refused_total",
+        "Ingest requests refused before their body was read, by reason.",
     ),
     (
         "publish_failed_total",
@@ -200,6 +213,14 @@ impl Telemetry {
                 );
                 (
                     "withheld_total",
+                    vec![("partner", partner.into()), ("reason", reason.into())],
+                    1,
+                )
+            }
+            Counted::Refused { partner, reason } => {
+                tracing::info!(partner, reason, "ingest request refused");
+                (
+                    "ingest_refused_total",
                     vec![("partner", partner.into()), ("reason", reason.into())],
                     1,
                 )
