@@ -630,6 +630,30 @@ mod tests {
             error.contains(r#"routes[0].partners[1]: "p1" is routed from input "in" twice"#),
             "{error}"
         );
+        let bad = GOOD.replace(
+            "queue = \"out-queue\"",
+            "queue = \"out-queue\"\nrate_limit = 0",
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains("partners[0].rate_limit: 0 must be"),
+            "{error}"
+        );
+        let bad = GOOD.replace(
+            "queue = \"out-queue\"",
+            "queue = \"out-queue\"\nrate_burst = 0.5",
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(error.contains("partners[0].rate_burst"), "{error}");
+        let bad = GOOD.replace(
+            "queue = \"out-queue\"",
+            "queue = \"out-queue\"\ntoken_sha256 = \"secret\"",
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains(r#"partners[0].token_sha256: "secret" is not a hex SHA-256"#),
+            "{error}"
+        );
         let bad = GOOD.replace("declare = \"intelmq\"", "declare = \"lazy\"");
         let error = parse(&bad).unwrap_err().to_string();
         assert!(error.contains("declare"), "{error}");
