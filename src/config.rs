@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum as _;
 use serde::Deserialize;
 
+use crate::auth::Tokens;
 use crate::envelope::WireForm;
 use crate::error::{Error, Result};
 use crate::formats::{intelmq, Registry};
+use crate::policy::{Policy, Tlp};
 
 /// Where `/metrics` and `/healthz` (and the HTTP ingest) listen unless told.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -55,14 +57,29 @@ pub struct HttpConfig {
     /// Address to listen on, e.g. `127.0.0.1:8080` (port 0: any free port).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Largest request body the ingest takes; a larger one is answered 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
+}
+
+/// The ingest's body limit unless told: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Ingest requests a second a partner may make unless told.
+pub const DEFAULT_RATE_LIMIT: f64 = 100.0;
+/// Ingest requests a partner may make at once unless told.
+pub const DEFAULT_RATE_BURST: f64 = 200.0;
+
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
 }
 
 fn default_listen() -> String {
@@ -215,6 +232,29 @@ pub struct PartnerConfig {
     pub declare: Declare,
     /// For `file`: the JSON Lines file, `-` for stdout.
     pub path: Option<PathBuf>,
+    /// The highest TLP level the partner may receive (default AMBER).
+    pub max_tlp: Option<String>,
+    /// The level assumed for an event without `tlp` (default AMBER).
+    pub default_tlp: Option<String>,
+    /// The n6 restrictions the partner may receive (default `public`,
+    /// `need-to-know`: `internal` never leaves unless listed).
+    pub n6_restrictions: Option<Vec<String>>,
+    /// Hex SHA-256 of the bearer token the partner sends to the HTTP
+    /// ingest with; once any partner has one, the ingest requires a token.
+    pub token_sha256: Option<String>,
+    /// Ingest requests a second the partner may make.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: f64,
+    /// Ingest requests the partner may make at once, above the rate.
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: f64,
+}
+
+fn default_rate_limit() -> f64 {
+    DEFAULT_RATE_LIMIT
+}
+fn default_rate_burst() -> f64 {
+    DEFAULT_RATE_BURST
 }
 
 fn default_partner_transport() -> PartnerTransport {
@@ -297,11 +337,23 @@ impl Config {
             queue: None,
             declare: default_declare(),
             path: Some(output.to_owned()),
+            // A local output, not a partner: everything may be written.
+            max_tlp: Some(Tlp::Red.name().to_owned()),
+            default_tlp: None,
+            n6_restrictions: Some(
+                ["public", "need-to-know", "internal"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+            token_sha256: None,
+            rate_limit: default_rate_limit(),
+            rate_burst: default_rate_burst(),
         };
         Config {
             origin: origin.to_owned(),
             http: HttpConfig {
                 listen: listen.to_owned(),
+                max_body_bytes: default_max_body_bytes(),
             },
             seen: None,
             routes: vec![RouteConfig {
@@ -364,6 +416,7 @@ impl Config {
         for (i, partner) in self.partners.iter().enumerate() {
             self.check_partner(registry, &format!("partners[{i}]"), partner, &mut names)?;
         }
+        Tokens::from_config(self)?;
         let mut routed = HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             self.check_route(&format!("routes[{i}]"), route, &mut routed)?;
@@ -380,6 +433,19 @@ impl Config {
     ) -> Result<()> {
         unique(names, key, &partner.name)?;
         known_format(registry, &format!("{key}.format"), &partner.format)?;
+        Policy::from_config(key, partner)?;
+        if !(partner.rate_limit.is_finite() && partner.rate_limit > 0.0) {
+            return Err(Error::Config(format!(
+                "{key}.rate_limit: {} must be a positive number of requests a second",
+                partner.rate_limit
+            )));
+        }
+        if !(partner.rate_burst.is_finite() && partner.rate_burst >= 1.0) {
+            return Err(Error::Config(format!(
+                "{key}.rate_burst: {} must be at least 1",
+                partner.rate_burst
+            )));
+        }
         if let Some(form) = &partner.envelope {
             if partner.wire_form().is_none() {
                 return Err(config_error(
@@ -562,6 +628,30 @@ mod tests {
         let error = parse(&bad).unwrap_err().to_string();
         assert!(
             error.contains(r#"routes[0].partners[1]: "p1" is routed from input "in" twice"#),
+            "{error}"
+        );
+        let bad = GOOD.replace(
+            "queue = \"out-queue\"",
+            "queue = \"out-queue\"\nrate_limit = 0",
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains("partners[0].rate_limit: 0 must be"),
+            "{error}"
+        );
+        let bad = GOOD.replace(
+            "queue = \"out-queue\"",
+            "queue = \"out-queue\"\nrate_burst = 0.5",
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(error.contains("partners[0].rate_burst"), "{error}");
+        let bad = GOOD.replace(
+            "queue = \"out-queue\"",
+            "queue = \"out-queue\"\ntoken_sha256 = \"secret\"",
+        );
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains(r#"partners[0].token_sha256: "secret" is not a hex SHA-256"#),
             "{error}"
         );
         let bad = GOOD.replace("declare = \"intelmq\"", "declare = \"lazy\"");

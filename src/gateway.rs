@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
 use crate::identity::{LoopGuard, SeenLocation, Verdict};
 use crate::pipeline::{GroupBuffer, Output, Translator};
+use crate::policy::Policy;
 use crate::telemetry::{Counted, Telemetry};
 
 /// Every format of this build, shared by all of the service's tasks.
@@ -74,12 +75,25 @@ struct PartnerPlan {
     name: String,
     format: &'static str,
     encoder: Translator<'static>,
+    policy: Policy,
 }
+
+/// The name under which a sender asks for each message's format to be
+/// recognised by its shape.
+pub const AUTO: &str = "auto";
+
+/// A format a sender declared for its messages (or [`AUTO`]), found by
+/// [`Gateway::declared`] so that an unknown name is refused before any
+/// record is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declared(usize);
 
 /// The configured translation service: inputs, partners, routes and the
 /// loop guard, shared by every transport task.
 pub struct Gateway {
     origin: String,
+    /// A decoder per format a sender may declare, `auto` first.
+    declared: Vec<(&'static str, Translator<'static>)>,
     inputs: Vec<InputPlan>,
     partners: Vec<PartnerPlan>,
     guard: Option<Mutex<LoopGuard>>,
@@ -93,12 +107,31 @@ impl Gateway {
         let origin = config.origin.as_str();
         // The decoder's target is never used: decoding only reads `from`.
         let any = registry.get(intelmq::NAME)?;
+        let decoder = |from| {
+            Translator::new(
+                registry,
+                from,
+                any,
+                Output::Native,
+                DecodeContext::new(origin),
+                EncodeContext::new(origin),
+            )
+        };
+        let declared = std::iter::once((AUTO, decoder(None)))
+            .chain(
+                registry
+                    .names()
+                    .into_iter()
+                    .map(|name| Ok((name, decoder(Some(registry.get(name)?)))))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+            .collect();
         let inputs = config
             .inputs
             .iter()
             .map(|input| {
                 let from = match input.format.as_str() {
-                    "auto" => None,
+                    AUTO => None,
                     name => Some(registry.get(name)?),
                 };
                 let routes = config
@@ -114,14 +147,7 @@ impl Gateway {
                     .collect();
                 Ok(InputPlan {
                     name: input.name.clone(),
-                    decoder: Translator::new(
-                        registry,
-                        from,
-                        any,
-                        Output::Native,
-                        DecodeContext::new(origin),
-                        EncodeContext::new(origin),
-                    ),
+                    decoder: decoder(from),
                     routes,
                 })
             })
@@ -129,7 +155,8 @@ impl Gateway {
         let partners = config
             .partners
             .iter()
-            .map(|partner| {
+            .enumerate()
+            .map(|(i, partner)| {
                 let to = registry.get(&partner.format)?;
                 let mut encode_context = EncodeContext::new(origin);
                 encode_context.meta_in_extra = partner.meta;
@@ -145,6 +172,7 @@ impl Gateway {
                         DecodeContext::new(origin),
                         encode_context,
                     ),
+                    policy: Policy::from_config(&format!("partners[{i}]"), partner)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -155,6 +183,7 @@ impl Gateway {
             .transpose()?;
         Ok(Gateway {
             origin: origin.to_owned(),
+            declared,
             inputs,
             partners,
             guard,
@@ -205,8 +234,33 @@ impl Gateway {
     /// the message back forever: the panic is caught and the message goes
     /// to the dead letters like any other it cannot translate.
     pub fn process(&self, input: usize, body: &[u8], retry: bool) -> Result<Outcome> {
+        self.process_as(input, body, retry, None)
+    }
+
+    /// The format `name` as a sender may declare it, if this build knows it.
+    pub fn declared(&self, name: &str) -> Option<Declared> {
+        self.declared
+            .iter()
+            .position(|(known, _)| *known == name)
+            .map(Declared)
+    }
+
+    /// Every name a sender may declare, for error messages.
+    pub fn declared_names(&self) -> Vec<&'static str> {
+        self.declared.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// [`Gateway::process`], decoding in the format the sender declared
+    /// instead of the input's own setting when `declared` is given.
+    pub fn process_as(
+        &self,
+        input: usize,
+        body: &[u8],
+        retry: bool,
+        declared: Option<Declared>,
+    ) -> Result<Outcome> {
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.translate(input, body, retry)
+            self.translate(input, body, retry, declared)
         }));
         attempt.unwrap_or_else(|panic| {
             let message = panic
@@ -222,11 +276,18 @@ impl Gateway {
         })
     }
 
-    fn translate(&self, input: usize, body: &[u8], retry: bool) -> Result<Outcome> {
+    fn translate(
+        &self,
+        input: usize,
+        body: &[u8],
+        retry: bool,
+        declared: Option<Declared>,
+    ) -> Result<Outcome> {
         let plan = &self.inputs[input];
+        let decoder = declared.map_or(&plan.decoder, |Declared(index)| &self.declared[index].1);
         let decoded = serde_json::from_slice::<Value>(body)
             .map_err(Error::from)
-            .and_then(|message| plan.decoder.decode(message));
+            .and_then(|message| decoder.decode(message));
         let mut events = match decoded {
             Ok(events) => events,
             Err(error) => {
@@ -282,6 +343,7 @@ impl Gateway {
             let chosen: Vec<Envelope> = events
                 .iter()
                 .filter(|event| passes(event, classification))
+                .filter(|event| self.admits(*partner, event))
                 .cloned()
                 .collect();
             if chosen.is_empty() {
@@ -303,6 +365,22 @@ impl Gateway {
             deliveries,
             failures,
         })
+    }
+
+    /// Whether partner `index`'s egress policy lets `event` go to it; an
+    /// event withheld is counted and logged, without its contents.
+    fn admits(&self, index: usize, event: &Envelope) -> bool {
+        let plan = &self.partners[index];
+        match plan.policy.admits(&event.payload) {
+            Ok(()) => true,
+            Err(refusal) => {
+                self.telemetry.record(Counted::Withheld {
+                    partner: &plan.name,
+                    refusal: &refusal,
+                });
+                false
+            }
+        }
     }
 
     /// Encodes the events of one message for partner `index`, handing a
@@ -431,6 +509,24 @@ mod tests {
             [(0, 1)]
         );
         assert_eq!(gateway.routed_partners(0).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn the_egress_policy_withholds_events_above_a_partner() {
+        let gateway = gateway("");
+        let red = br#"{"__type": "Event", "source.ip": "192.0.2.1", "classification.type": "scanner", "tlp": "RED"}"#;
+        assert_eq!(deliveries(gateway.process(0, red, false).unwrap()), []);
+        let internal = br#"{"__type": "Event", "source.ip": "192.0.2.1", "classification.type": "scanner", "extra.n6.restriction": "internal"}"#;
+        assert_eq!(deliveries(gateway.process(0, internal, false).unwrap()), []);
+        let telemetry = gateway.telemetry();
+        assert_eq!(
+            telemetry.count("withheld_total", &[("partner", "all"), ("reason", "tlp")]),
+            1
+        );
+        assert_eq!(
+            telemetry.count("withheld_total", &[("reason", "restriction")]),
+            2
+        );
     }
 
     #[test]

@@ -15,13 +15,18 @@
 //! - [`dead_letter`]: keeping what cannot be handled, with its reason.
 //! - [`schema`]: the JSON Schemas of `schemas/`, compiled once.
 //! - [`config`]: the `serve` configuration (TOML), checked at start.
+//! - [`policy`]: the egress policy: which TLP levels and n6 restrictions
+//!   each partner may receive.
 //! - [`gateway`]: what `serve` does to one message, whatever the transport.
 //! - [`transport`]: AMQP, HTTP and file inputs and outputs.
 //! - [`telemetry`]: the service's counters and logs, one variant per event.
+//! - [`auth`]: partners' bearer tokens on the HTTP ingest, stored hashed.
+//! - [`rate_limit`]: the token bucket that limits a partner's requests.
 //! - [`serve`]: the `serve` command: tasks, signals, shutdown.
 //! - [`cli`]: the `intelmq-bridge` command line.
 //! - [`error`]: the crate-wide error type.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
@@ -34,6 +39,8 @@ pub mod harmonization;
 pub mod identity;
 pub mod input;
 pub mod pipeline;
+pub mod policy;
+pub mod rate_limit;
 pub mod schema;
 pub mod serve;
 pub mod telemetry;

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::gateway::{registry, Gateway};
 use crate::telemetry::Telemetry;
 use crate::transport::amqp::AmqpInput;
-use crate::transport::{http, Partners};
+use crate::transport::http::{self, Ingest};
+use crate::transport::Partners;
 
 /// Runs the service described by the file at `config`, or the embedded
 /// default (HTTP ingest on `listen`, flat IntelMQ to `output`) without one.
@@ -84,7 +85,7 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()
         match input.transport {
             InputTransport::Http => {
                 tracing::info!(input = %input.name, "ingest at POST /v1/events");
-                ingest = Some(index);
+                ingest = Some(Ingest::new(&config, index)?);
             }
             InputTransport::Amqp => {
                 // Unhealthy until the input has connected.

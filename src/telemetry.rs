@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use crate::dead_letter::Stage;
 use crate::identity::Verdict;
+use crate::policy::Refusal;
 
 /// One event the service counts.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +64,23 @@ pub enum Counted<'a> {
         /// How many.
         messages: u64,
     },
+    /// An event was not sent to a partner because the partner's egress
+    /// policy does not allow its TLP level or n6 restriction.
+    Withheld {
+        /// The partner's name.
+        partner: &'a str,
+        /// Why (the level refused, never the event's contents).
+        refusal: &'a Refusal,
+    },
+    /// An ingest request was refused before its body was read (token,
+    /// rate, content type, declared format, size).
+    Refused {
+        /// The sending partner's name, empty when it is not known.
+        partner: &'a str,
+        /// Why: `unauthenticated`, `forbidden`, `rate_limited`,
+        /// `unsupported_media_type`, `unknown_format` or `too_large`.
+        reason: &'a str,
+    },
     /// A delivery to a partner failed (nack, unroutable, I/O); the input
     /// message is returned to its queue.
     PublishFailed {
@@ -105,6 +123,14 @@ const HELP: &[(&str, &str)] = &[
     (
         "published_total",
         "Messages delivered and confirmed, by partner and format.",
+    ),
+    (
+        "withheld_total",
+        "Events not sent to a partner by its egress policy, by reason.",
+    ),
+    (
+        "ingest_refused_total",
+        "Ingest requests refused before their body was read, by reason.",
     ),
     (
         "publish_failed_total",
@@ -177,6 +203,28 @@ impl Telemetry {
                 vec![("partner", partner.into()), ("format", format.into())],
                 messages,
             ),
+            Counted::Withheld { partner, refusal } => {
+                let reason = refusal.reason();
+                tracing::info!(
+                    partner,
+                    reason,
+                    level = refusal.level(),
+                    "withheld by egress policy"
+                );
+                (
+                    "withheld_total",
+                    vec![("partner", partner.into()), ("reason", reason.into())],
+                    1,
+                )
+            }
+            Counted::Refused { partner, reason } => {
+                tracing::info!(partner, reason, "ingest request refused");
+                (
+                    "ingest_refused_total",
+                    vec![("partner", partner.into()), ("reason", reason.into())],
+                    1,
+                )
+            }
             Counted::PublishFailed { partner } => {
                 tracing::warn!(partner, "delivery failed; the input message is requeued");
                 ("publish_failed_total", vec![("partner", partner.into())], 1)

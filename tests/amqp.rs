@@ -295,6 +295,10 @@ impl Drop for Bridge {
     }
 }
 
+/// An egress policy that withholds nothing.
+const SEES_ALL: &str =
+    "max_tlp = \"RED\"\nn6_restrictions = [\"public\", \"need-to-know\", \"internal\"]";
+
 /// The TOML of a one-input configuration.
 fn config(
     dir: &Path,
@@ -311,8 +315,10 @@ fn config(
     text += &format!(
         "[[inputs]]\nname = \"in\"\nurl = \"{URL}\"\nqueue = \"{input}\"\nprefetch = 200\n{input_extra}\n"
     );
+    // These partners may see everything: the egress policy is tested on
+    // its own (tests/http.rs), here every fixture must get through.
     for (name, body) in partners {
-        text += &format!("[[partners]]\nname = \"{name}\"\nurl = \"{URL}\"\n{body}\n");
+        text += &format!("[[partners]]\nname = \"{name}\"\nurl = \"{URL}\"\n{SEES_ALL}\n{body}\n");
     }
     let names: Vec<String> = partners
         .iter()

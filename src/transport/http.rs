@@ -1,9 +1,19 @@
 //! The HTTP side of `serve` (warp): `/metrics` for Prometheus, `/healthz`,
 //! and, when an `http` input is configured, `POST /v1/events`, which takes
 //! one message, a JSON array or JSON Lines and answers per record.
+//!
+//! Before a body is read, the ingest checks, in this order: the sender's
+//! bearer token (401, 403), its rate (429), the `Content-Type` (415), a
+//! declared `?format=` (400) and the body's size (413). Each refusal is a
+//! JSON `{"error": ...}` naming what was wrong.
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use futures_util::{Stream, StreamExt as _};
+use warp::http::{HeaderMap, HeaderValue};
+use warp::hyper::body::Buf;
 
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -13,23 +23,68 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::auth::{Denied, Tokens};
+use crate::config::Config;
 use crate::error::Result;
-use crate::gateway::{Delivery, Gateway, Outcome};
+use crate::gateway::{Declared, Delivery, Gateway, Outcome};
 use crate::identity::Verdict;
 use crate::input::Records;
+use crate::rate_limit::TokenBucket;
 use crate::telemetry::Counted;
 use crate::transport::Partners;
 
-/// Largest request body the ingest accepts.
-const MAX_BODY: u64 = 64 * 1024 * 1024;
+/// The `Content-Type`s the ingest takes (besides none at all): every one
+/// is read the same way, as one document, an array or JSON Lines.
+const ACCEPTED_TYPES: [&str; 4] = [
+    "application/json",
+    "application/x-ndjson",
+    "application/jsonl",
+    "text/plain",
+];
 
-/// Serves until `shutdown` turns true. `ingest` is the index of the
-/// `http` input, if there is one.
+/// The HTTP input: which input it is, who may send and how much.
+pub struct Ingest {
+    input: usize,
+    tokens: Tokens,
+    /// One bucket per partner (by index), for the partners' own requests.
+    buckets: Vec<Mutex<TokenBucket>>,
+    max_body: u64,
+}
+
+impl Ingest {
+    /// The ingest of input `input` under a checked configuration.
+    pub fn new(config: &Config, input: usize) -> Result<Self> {
+        let now = Instant::now();
+        Ok(Ingest {
+            input,
+            tokens: Tokens::from_config(config)?,
+            buckets: config
+                .partners
+                .iter()
+                .map(|p| Mutex::new(TokenBucket::new(p.rate_limit, p.rate_burst, now)))
+                .collect(),
+            max_body: config.http.max_body_bytes,
+        })
+    }
+
+    /// Whether partner `index` may make one more request now.
+    fn within_rate(&self, index: usize) -> bool {
+        self.buckets.get(index).is_none_or(|bucket| {
+            bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_take(Instant::now())
+        })
+    }
+}
+
+/// Serves until `shutdown` turns true. `ingest` is the `http` input, if
+/// there is one.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     partners: Arc<Partners>,
-    ingest: Option<usize>,
+    ingest: Option<Ingest>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     warp::serve(routes(gateway, partners, ingest))
@@ -45,8 +100,9 @@ pub async fn serve(
 fn routes(
     gateway: Arc<Gateway>,
     partners: Arc<Partners>,
-    ingest: Option<usize>,
+    ingest: Option<Ingest>,
 ) -> BoxedFilter<(Response,)> {
+    let ingest = ingest.map(Arc::new);
     let metrics = {
         let gateway = gateway.clone();
         warp::path!("metrics").and(warp::get()).map(move || {
@@ -71,17 +127,29 @@ fn routes(
     };
     let events = warp::path!("v1" / "events")
         .and(warp::post())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .and_then(move |body: warp::hyper::body::Bytes| {
+        .and(warp::header::headers_cloned())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::body::stream())
+        .and_then(move |headers: HeaderMap, query: String, body| {
             let gateway = gateway.clone();
             let partners = partners.clone();
+            let ingest = ingest.clone();
             async move {
-                let Some(input) = ingest else {
+                let Some(ingest) = ingest else {
                     return Err(warp::reject::not_found());
                 };
-                let (status, answer) = ingest_body(&gateway, &partners, input, &body).await;
-                Ok(warp::reply::with_status(warp::reply::json(&answer), status))
+                let (status, answer) = answer(&gateway, &partners, &ingest, &headers, &query, body)
+                    .await
+                    .unwrap_or_else(|refused| refused);
+                let mut reply =
+                    warp::reply::with_status(warp::reply::json(&answer), status).into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    reply.headers_mut().insert(
+                        warp::http::header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer"),
+                    );
+                }
+                Ok(reply)
             }
         });
     metrics
@@ -93,13 +161,184 @@ fn routes(
         .boxed()
 }
 
+/// A refusal: the status and a JSON `{"error": ...}`.
+type Refused = (StatusCode, Value);
+
+fn refused(status: StatusCode, message: String) -> Refused {
+    (status, json!({ "error": message }))
+}
+
+/// Admits a request, reads its body and ingests it: the answer, or why
+/// it was refused.
+async fn answer<S, B>(
+    gateway: &Gateway,
+    partners: &Partners,
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    query: &str,
+    body: S,
+) -> std::result::Result<(StatusCode, Value), Refused>
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>>,
+    B: Buf,
+{
+    let request = admit(gateway, ingest, headers, query)?;
+    let body = read_body(gateway, request.sender, body, ingest.max_body).await?;
+    Ok(ingest_body(gateway, partners, &request, &body).await)
+}
+
+/// Checks everything about a request but its body: who sends (the partner
+/// index, `None` on an open ingest), its rate, the content type and the
+/// declared format.
+fn admit(
+    gateway: &Gateway,
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    query: &str,
+) -> std::result::Result<Request, Refused> {
+    let authorization = headers
+        .get(warp::http::header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let sender = ingest.tokens.identify(authorization).map_err(|denied| {
+        gateway.telemetry().record(Counted::Refused {
+            partner: "",
+            reason: match denied {
+                Denied::Missing => "unauthenticated",
+                Denied::Unknown => "forbidden",
+            },
+        });
+        match denied {
+            Denied::Missing => refused(
+                StatusCode::UNAUTHORIZED,
+                "a partner's token is required: Authorization: Bearer <token>".into(),
+            ),
+            Denied::Unknown => refused(StatusCode::FORBIDDEN, "unknown token".into()),
+        }
+    })?;
+    let name = sender.map_or("", |index| gateway.partner_name(index));
+    let refuse = |status: StatusCode, reason: &'static str, message: String| {
+        gateway.telemetry().record(Counted::Refused {
+            partner: name,
+            reason,
+        });
+        refused(status, message)
+    };
+    if let Some(index) = sender {
+        if !ingest.within_rate(index) {
+            return Err(refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("partner {name:?} is over its rate limit; try again later"),
+            ));
+        }
+    }
+    if let Some(value) = headers.get(warp::http::header::CONTENT_TYPE) {
+        let media = value
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !ACCEPTED_TYPES.contains(&media.as_str()) {
+            return Err(refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type {:?} is not one of {}",
+                    String::from_utf8_lossy(value.as_bytes()),
+                    ACCEPTED_TYPES.join(", ")
+                ),
+            ));
+        }
+    }
+    let format = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("format="));
+    let declared = match format {
+        None => None,
+        Some(name) => Some(gateway.declared(name).ok_or_else(|| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "unknown_format",
+                format!(
+                    "format: {name:?} is not a known format ({})",
+                    gateway.declared_names().join(", ")
+                ),
+            )
+        })?),
+    };
+    Ok(Request {
+        input: ingest.input,
+        sender,
+        declared,
+    })
+}
+
+/// Reads a body of at most `limit` bytes, refusing a larger one (413)
+/// without reading further.
+async fn read_body<S, B>(
+    gateway: &Gateway,
+    sender: Option<usize>,
+    body: S,
+    limit: u64,
+) -> std::result::Result<Vec<u8>, Refused>
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = || {
+        gateway.telemetry().record(Counted::Refused {
+            partner: sender.map_or("", |index| gateway.partner_name(index)),
+            reason: "too_large",
+        });
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let mut bytes = Vec::new();
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            refused(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        if (bytes.len() + chunk.remaining()) as u64 > limit {
+            return Err(too_large());
+        }
+        // A `Buf` may hold its bytes in several pieces.
+        let mut chunk = chunk;
+        while chunk.has_remaining() {
+            let piece = chunk.chunk().len();
+            bytes.extend_from_slice(chunk.chunk());
+            chunk.advance(piece);
+        }
+    }
+    Ok(bytes)
+}
+
+/// What the ingest knows about one request once it is admitted.
+struct Request {
+    /// The `http` input's index.
+    input: usize,
+    /// The sending partner, when tokens are in use: it is never sent its
+    /// own events back.
+    sender: Option<usize>,
+    /// The format the sender declared with `?format=`.
+    declared: Option<Declared>,
+}
+
 /// Translates every record of a request body and delivers it to the input's
 /// partners; the answer lists each record's fate, and is given only once
 /// every output is written or confirmed.
 async fn ingest_body(
     gateway: &Gateway,
     partners: &Partners,
-    input: usize,
+    request: &Request,
     body: &[u8],
 ) -> (StatusCode, Value) {
     let mut results = Vec::new();
@@ -114,7 +353,8 @@ async fn ingest_body(
         let position = record.position;
         // A client repeats a POST whose answer it did not get, so every
         // record may be a retry: loops are dropped, duplicates are not.
-        let result = match gateway.process(input, &record.bytes, true) {
+        let result = match gateway.process_as(request.input, &record.bytes, true, request.declared)
+        {
             Err(error) => {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -135,28 +375,31 @@ async fn ingest_body(
                 json!({"record": position, "status": "rejected", "stage": failure.stage.name(), "reason": failure.reason})
             }
             Ok(Outcome::Routed {
-                deliveries,
+                mut deliveries,
                 failures,
-            }) => match deliver(gateway, partners, deliveries).await {
-                Err(error) => {
-                    return (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"error": error.to_string(), "record": position}),
-                    )
+            }) => {
+                deliveries.retain(|delivery| Some(delivery.partner) != request.sender);
+                match deliver(gateway, partners, deliveries).await {
+                    Err(error) => {
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            json!({"error": error.to_string(), "record": position}),
+                        )
+                    }
+                    Ok(_) if !failures.is_empty() => {
+                        rejected += 1;
+                        let reasons: Vec<Value> = failures
+                            .iter()
+                            .map(|f| json!({"partner": f.partner, "reason": f.reason}))
+                            .collect();
+                        json!({"record": position, "status": "rejected", "stage": "encode", "failures": reasons})
+                    }
+                    Ok(messages) => {
+                        accepted += 1;
+                        json!({"record": position, "status": "accepted", "messages": messages})
+                    }
                 }
-                Ok(_) if !failures.is_empty() => {
-                    rejected += 1;
-                    let reasons: Vec<Value> = failures
-                        .iter()
-                        .map(|f| json!({"partner": f.partner, "reason": f.reason}))
-                        .collect();
-                    json!({"record": position, "status": "rejected", "stage": "encode", "failures": reasons})
-                }
-                Ok(messages) => {
-                    accepted += 1;
-                    json!({"record": position, "status": "accepted", "messages": messages})
-                }
-            },
+            }
         };
         results.push(result);
     }

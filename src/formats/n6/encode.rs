@@ -285,7 +285,7 @@ fn slug(text: &str, max: usize) -> String {
 
 /// `restriction`: the n6 one the event came with while it still agrees
 /// with `tlp`, else the one `tlp` maps to.
-fn restriction<'a>(payload: &'a Event, tables: &'a Tables) -> &'a str {
+pub(super) fn restriction<'a>(payload: &'a Event, tables: &'a Tables) -> &'a str {
     let tlp = payload.get_str("tlp");
     let kept = payload
         .get_str(&format!("{EXTRA_PREFIX}restriction"))

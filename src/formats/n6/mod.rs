@@ -67,6 +67,12 @@ impl Format for N6 {
     }
 }
 
+/// The `restriction` the encoder writes for an event: the egress policy
+/// must judge an event by what an n6 partner would actually receive.
+pub fn restriction(payload: &crate::event::Event) -> &str {
+    encode::restriction(payload, mapping::Tables::get())
+}
+
 /// A time in n6's API form, `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, from any
 /// accepted time text (IntelMQ's `+00:00`, n6's pipeline form).
 pub fn api_time(text: &str) -> Option<String> {
