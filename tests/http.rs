@@ -2,63 +2,17 @@
 //! (tokens, rate limit, content type, declared format, body limit, hostile
 //! bodies) and the egress policy, with file partners as the outputs.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::Server;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const SENDER_TOKEN: &str = "sender-secret-token";
 const SLOW_TOKEN: &str = "slow-secret-token";
 const MAX_BODY: usize = 65_536;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ib-http-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.0 exchange with extra header lines; the status and the body.
-fn request(port: u16, path: &str, headers: &[&str], body: &[u8]) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let mut head = format!(
-        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for header in headers {
-        head += &format!("{header}\r\n");
-    }
-    head += "\r\n";
-    stream.write_all(head.as_bytes()).ok()?;
-    // A refused body may be left unread: the answer is what matters.
-    let _ = stream.write_all(body);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let (_, body) = answer.split_once("\r\n\r\n")?;
-    Some((status, body.to_owned()))
-}
-
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer.split_once("\r\n\r\n")?.1.to_owned())
-}
 
 fn hex_sha256(token: &str) -> String {
     Sha256::digest(token.as_bytes())
@@ -67,21 +21,12 @@ fn hex_sha256(token: &str) -> String {
         .collect()
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `serve` with an HTTP input routed to three file partners:
 /// `sender` (which also sends, with a token), `amber` (the default policy)
 /// and `n6` (n6, allowed up to RED but not `internal`); `slow` may only
 /// send, one request.
 fn start(dir: &Path) -> (Server, u16) {
-    let port = free_port();
+    let port = common::free_port();
     let file = |name: &str| dir.join(format!("{name}.jsonl")).display().to_string();
     let config = format!(
         r#"
@@ -130,20 +75,20 @@ partners = ["sender", "amber", "n6"]
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get(port, "/healthz").is_none() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, port)
+    let config = path.to_str().expect("UTF-8 path");
+    (common::serve(&["--config", config], port), port)
+}
+
+fn request(port: u16, path: &str, headers: &[&str], body: &[u8]) -> Option<(u16, String)> {
+    common::http(port, "POST", path, headers, body)
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    common::http(port, "GET", path, &[], b"").map(|(_, body)| body)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    common::scratch(&format!("http-{name}"))
 }
 
 /// The JSON lines a file partner received.

@@ -4,59 +4,21 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    common::http(port, method, path, &[], body)
+}
+
+fn start(args: &[&str], port: u16) -> common::Server {
+    common::serve(args, port)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     common::scratch(&format!("serve-{name}"))
-}
-
-/// One HTTP/1.0 exchange; the status and the body.
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .ok()?;
-    stream.write_all(body).ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let (_, body) = answer.split_once("\r\n\r\n")?;
-    Some((status, body.to_owned()))
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str], port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http(port, "GET", "/healthz", b"").is_none() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
 }
 
 #[test]
@@ -110,11 +72,7 @@ fn the_embedded_default_ingests_over_http_and_writes_flat_intelmq() {
         "{metrics}"
     );
 
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.0.id().to_string())
-        .status();
-    assert!(server.0.wait().unwrap().success());
+    assert!(server.terminate(), "serve did not stop cleanly on SIGTERM");
 
     let written = std::fs::read_to_string(dir.join("output.jsonl")).unwrap();
     let lines: Vec<Value> = written
