@@ -17,7 +17,7 @@ use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::mapping::{Pair, Tables};
+use super::mapping::{Pair, SideFields, Tables};
 use super::{is_idea_id, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY, NAME};
 use crate::envelope::{derived_id, link_split_group, Envelope, Ids, Meta};
 use crate::error::{Error, Result};
@@ -65,7 +65,8 @@ struct Entry<'m> {
     leftover: Map<String, Value>,
     /// The entry's `Type` tags.
     types: Vec<&'m str>,
-    prefix: &'m str,
+    /// The side's IntelMQ field names, spelt once in the tables.
+    names: &'m SideFields,
 }
 
 /// Decodes one IDEA message.
@@ -225,7 +226,7 @@ fn single(value: &Value) -> Option<&Value> {
 fn read_entry<'m>(
     entry: &'m Map<String, Value>,
     path: &str,
-    prefix: &'m str,
+    names: &'m SideFields,
     harmonization: &Harmonization,
 ) -> Result<Entry<'m>> {
     let tables = Tables::get();
@@ -237,7 +238,7 @@ fn read_entry<'m>(
         addresses: Vec::new(),
         leftover: Map::new(),
         types: Vec::new(),
-        prefix,
+        names,
     };
     for (key, value) in entry {
         let key_path = Dotted(path, key);
@@ -255,13 +256,13 @@ fn read_entry<'m>(
                 }
             }
             "LocalIP4" | "LocalIP6" => {
-                let field = format!("{prefix}.local_ip");
+                let field = &names.local_ip;
                 match single(value).and_then(|item| {
-                    accept(harmonization, &key_path, &field, item.clone())
+                    accept(harmonization, &key_path, field, item.clone())
                         .ok()
                         .flatten()
                 }) {
-                    Some(ip) => read.fields.push((field, ip)),
+                    Some(ip) => read.fields.push((field.clone(), ip)),
                     None => {
                         read.leftover.insert(key.clone(), value.clone());
                     }
@@ -275,10 +276,20 @@ fn read_entry<'m>(
                 read.types = string_list(value, &key_path)?;
                 read.leftover.insert(key.clone(), value.clone());
             }
-            _ => match tables.side.iter().find(|pair| pair.idea == *key) {
-                Some(pair) => {
-                    read_side_field(&mut read, pair, key, value, &key_path, harmonization)?
-                }
+            _ => match tables
+                .side
+                .iter()
+                .zip(&names.pairs)
+                .find(|(pair, _)| pair.idea == *key)
+            {
+                Some((pair, field)) => read_side_field(
+                    &mut read,
+                    (pair, field),
+                    key,
+                    value,
+                    &key_path,
+                    harmonization,
+                )?,
                 None => {
                     read.leftover.insert(key.clone(), value.clone());
                 }
@@ -290,22 +301,22 @@ fn read_entry<'m>(
 
 /// Reads a key of the side table: one value becomes the IntelMQ field;
 /// several, or one IntelMQ refuses, stay in the leftover (a strict key's
-/// refused value rejects the message).
+/// refused value rejects the message). `field` is the pair's full IntelMQ
+/// field name on this side.
 fn read_side_field(
     read: &mut Entry<'_>,
-    pair: &Pair,
+    (pair, field): (&Pair, &str),
     key: &str,
     value: &Value,
     path: &Dotted<'_>,
     harmonization: &Harmonization,
 ) -> Result<()> {
-    let field = format!("{}.{}", read.prefix, pair.intelmq);
     let items = value
         .as_array()
         .ok_or_else(|| Error::invalid(&path.to_string(), value, "is not a list"))?;
     let mut accepted = Vec::with_capacity(items.len());
     for item in items {
-        match accept(harmonization, path, &field, item.clone()) {
+        match accept(harmonization, path, field, item.clone()) {
             Ok(Some(clean)) => accepted.push(clean),
             Ok(None) => {}
             Err(error) if pair.strict => return Err(error),
@@ -313,7 +324,7 @@ fn read_side_field(
         }
     }
     match <[Value; 1]>::try_from(accepted) {
-        Ok([clean]) if items.len() == 1 => read.fields.push((field, clean)),
+        Ok([clean]) if items.len() == 1 => read.fields.push((field.to_owned(), clean)),
         _ => {
             read.leftover.insert(key.to_owned(), value.clone());
         }
@@ -404,13 +415,10 @@ fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut Map<S
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.insert(format!("{}.ip", entry.prefix), ip.to_string().into());
+            fields.insert(entry.names.ip.clone(), ip.to_string().into());
         }
         Some(Address::Network(network)) => {
-            fields.insert(
-                format!("{}.network", entry.prefix),
-                network.to_string().into(),
-            );
+            fields.insert(entry.names.network.clone(), network.to_string().into());
         }
         None => {}
     }
@@ -478,9 +486,13 @@ pub(super) fn carried_fields(
     let mut fields = Map::new();
     message_fields(top, harmonization, &mut fields)?;
     let mut protocol = None;
-    for (entry, side) in [source, target].into_iter().zip(&tables.sides) {
+    for ((entry, side), names) in [source, target]
+        .into_iter()
+        .zip(&tables.sides)
+        .zip(&tables.side_fields)
+    {
         let Some(entry) = entry else { continue };
-        let read = read_entry(entry, &side.idea, &side.intelmq, harmonization)?;
+        let read = read_entry(entry, &side.idea, names, harmonization)?;
         let address = match read.addresses.as_slice() {
             [one] => Some(one),
             _ => None,
@@ -604,11 +616,11 @@ fn plain(
     let tables = Tables::get();
     let mut common = top_level_fields(object, harmonization)?;
     let mut sides = Vec::with_capacity(2);
-    for side in &tables.sides {
+    for (side, names) in tables.sides.iter().zip(&tables.side_fields) {
         let mut entries = Vec::new();
         for (index, entry) in object_list(object, &side.idea)?.into_iter().enumerate() {
             let path = format!("{}[{index}]", side.idea);
-            entries.push(read_entry(entry, &path, &side.intelmq, harmonization)?);
+            entries.push(read_entry(entry, &path, names, harmonization)?);
         }
         sides.push(entries);
     }
