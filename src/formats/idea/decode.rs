@@ -192,18 +192,25 @@ fn object_list<'v>(
         .collect()
 }
 
+/// The fields of the event a message was just encoded from, when the
+/// encoder re-reads it: a value equal to the event's own for the same field
+/// is taken as it is ([`Harmonization::accept_known`]). None when decoding.
+type Known<'a> = Option<&'a Map<String, Value>>;
+
 /// Accepts `value` for IntelMQ `field`, naming the IDEA key `path` when it
 /// is refused.
 fn accept(
     harmonization: &Harmonization,
+    known: Known<'_>,
     path: &(impl Display + ?Sized),
     field: &str,
     value: Value,
 ) -> Result<Option<Value>> {
     // The refusal already quotes the value as it arrived, so it is not
     // cloned up front for the rare error.
+    let held = known.and_then(|fields| fields.get(field));
     harmonization
-        .accept(MessageType::Event, field, value)
+        .accept_known(MessageType::Event, field, value, held)
         .map_err(|error| match error {
             Error::InvalidValue { value, reason, .. } => Error::InvalidValue {
                 field: path.to_string(),
@@ -228,6 +235,7 @@ fn read_entry<'m>(
     path: &str,
     names: &'m SideFields,
     harmonization: &Harmonization,
+    known: Known<'_>,
 ) -> Result<Entry<'m>> {
     let tables = Tables::get();
     let flag = |key: &str| entry.get(key).and_then(Value::as_bool) == Some(true);
@@ -258,7 +266,7 @@ fn read_entry<'m>(
             "LocalIP4" | "LocalIP6" => {
                 let field = &names.local_ip;
                 match single(value).and_then(|item| {
-                    accept(harmonization, &key_path, field, item.clone())
+                    accept(harmonization, known, &key_path, field, item.clone())
                         .ok()
                         .flatten()
                 }) {
@@ -288,7 +296,7 @@ fn read_entry<'m>(
                     key,
                     value,
                     &key_path,
-                    harmonization,
+                    (harmonization, known),
                 )?,
                 None => {
                     read.leftover.insert(key.clone(), value.clone());
@@ -309,14 +317,14 @@ fn read_side_field(
     key: &str,
     value: &Value,
     path: &Dotted<'_>,
-    harmonization: &Harmonization,
+    (harmonization, known): (&Harmonization, Known<'_>),
 ) -> Result<()> {
     let items = value
         .as_array()
         .ok_or_else(|| Error::invalid(&path.to_string(), value, "is not a list"))?;
     let mut accepted = Vec::with_capacity(items.len());
     for item in items {
-        match accept(harmonization, path, field, item.clone()) {
+        match accept(harmonization, known, path, field, item.clone()) {
             Ok(Some(clean)) => accepted.push(clean),
             Ok(None) => {}
             Err(error) if pair.strict => return Err(error),
@@ -439,12 +447,19 @@ fn protocol_fields(protocol: &Protocol, fields: &mut Map<String, Value>) {
 /// The fields of `top`-level keys in the message table (times, `Note`).
 fn message_fields(
     top: &Map<String, Value>,
-    harmonization: &Harmonization,
+    (harmonization, known): (&Harmonization, Known<'_>),
     fields: &mut Map<String, Value>,
 ) -> Result<()> {
     for pair in &Tables::get().message {
         if let Some(value) = top.get(&pair.idea) {
-            if let Some(clean) = accept(harmonization, &pair.idea, &pair.intelmq, value.clone())? {
+            let clean = accept(
+                harmonization,
+                known,
+                &pair.idea,
+                &pair.intelmq,
+                value.clone(),
+            )?;
+            if let Some(clean) = clean {
                 fields.insert(pair.intelmq.clone(), clean);
             }
         }
@@ -475,16 +490,19 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
 
 /// The fields that a message the bridge wrote carries in IDEA keys, for
 /// one event with the given Source and Target entries. Encoding checks
-/// what this gives back, so that `_intelmq` holds only the rest.
+/// what this gives back, so that `_intelmq` holds only the rest; it passes
+/// the event's fields as `known`, so that the values it copied from them
+/// are not checked again.
 pub(super) fn carried_fields(
     top: &Map<String, Value>,
     source: Option<&Map<String, Value>>,
     target: Option<&Map<String, Value>>,
     harmonization: &Harmonization,
+    known: Known<'_>,
 ) -> Result<Map<String, Value>> {
     let tables = Tables::get();
     let mut fields = Map::new();
-    message_fields(top, harmonization, &mut fields)?;
+    message_fields(top, (harmonization, known), &mut fields)?;
     let mut protocol = None;
     for ((entry, side), names) in [source, target]
         .into_iter()
@@ -492,7 +510,7 @@ pub(super) fn carried_fields(
         .zip(&tables.side_fields)
     {
         let Some(entry) = entry else { continue };
-        let read = read_entry(entry, &side.idea, names, harmonization)?;
+        let read = read_entry(entry, &side.idea, names, harmonization, known)?;
         let address = match read.addresses.as_slice() {
             [one] => Some(one),
             _ => None,
@@ -515,7 +533,9 @@ pub(super) fn carried_fields(
                 .is_some_and(|types| types.iter().any(|t| t == ORIG_DATA))
     });
     if let Some(content) = original.and_then(|attach| attach.get("Content")) {
-        if let Ok(Some(raw)) = harmonization.accept(MessageType::Event, "raw", content.clone()) {
+        let held = known.and_then(|fields| fields.get("raw"));
+        let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
+        if let Ok(Some(raw)) = raw {
             fields.insert("raw".to_owned(), raw);
         }
     }
@@ -549,7 +569,7 @@ fn restore(
         let path = format!(".events[{index}]");
         let source = carried_entry(event, "source", &sources, &path)?;
         let target = carried_entry(event, "target", &targets, &path)?;
-        let mut fields = carried_fields(top, source, target, harmonization)?;
+        let mut fields = carried_fields(top, source, target, harmonization, None)?;
         if let Some(absent) = event.get("absent") {
             for key in string_list(absent, &format!("{CARRY_KEY}{path}.absent"))? {
                 fields.shift_remove(key);
@@ -620,7 +640,7 @@ fn plain(
         let mut entries = Vec::new();
         for (index, entry) in object_list(object, &side.idea)?.into_iter().enumerate() {
             let path = format!("{}[{index}]", side.idea);
-            entries.push(read_entry(entry, &path, names, harmonization)?);
+            entries.push(read_entry(entry, &path, names, harmonization, None)?);
         }
         sides.push(entries);
     }
@@ -678,14 +698,20 @@ fn top_level_fields(
     let tables = Tables::get();
     let mut common = Map::new();
     let mut extra = Map::new();
-    message_fields(object, harmonization, &mut common)?;
+    message_fields(object, (harmonization, None), &mut common)?;
     hash_fields(&object_list(object, "Attach")?, &mut common);
     for (key, value) in object {
         match key.as_str() {
             key if STRUCTURAL_KEYS.contains(&key) => {}
             key if tables.message.iter().any(|pair| pair.idea == key) => {}
             "Description" => {
-                match accept(harmonization, key, "event_description.text", value.clone()) {
+                match accept(
+                    harmonization,
+                    None,
+                    key,
+                    "event_description.text",
+                    value.clone(),
+                ) {
                     Ok(Some(text)) => {
                         common.insert("event_description.text".to_owned(), text);
                     }
@@ -702,7 +728,7 @@ fn top_level_fields(
                 // Rounded, so that 0.3 gives 30 and not 30.000000000000004.
                 let accuracy = (confidence * 100.0 * 1e6).round() / 1e6;
                 if let Some(accuracy) =
-                    accept(harmonization, key, "feed.accuracy", accuracy.into())?
+                    accept(harmonization, None, key, "feed.accuracy", accuracy.into())?
                 {
                     common.insert("feed.accuracy".to_owned(), accuracy);
                 }
@@ -713,7 +739,7 @@ fn top_level_fields(
                 let url = refs
                     .iter()
                     .filter(|r| r.starts_with("http://") || r.starts_with("https://"))
-                    .find_map(|r| accept(harmonization, key, field, Value::from(*r)).ok()?);
+                    .find_map(|r| accept(harmonization, None, key, field, Value::from(*r)).ok()?);
                 let complete = refs.len() == 1 && url.is_some();
                 if let Some(url) = url {
                     common.insert(field.to_owned(), url);
