@@ -26,16 +26,32 @@ impl Event {
     /// Fails on the first unknown field or invalid value.
     pub fn from_fields(
         kind: MessageType,
-        mut fields: Map<String, Value>,
+        fields: Map<String, Value>,
         harmonization: &Harmonization,
     ) -> Result<Self> {
+        Self::from_known_fields(kind, fields, harmonization, None)
+    }
+
+    /// [`Event::from_fields`] for fields rebuilt from an encoded message,
+    /// given the fields of the event (of the same `kind`) it was encoded
+    /// from: a value equal to that event's own for the same field is kept
+    /// without being checked again ([`Harmonization::accept_known`]), so
+    /// the result is the same as `from_fields` gives, at less cost.
+    pub(crate) fn from_known_fields(
+        kind: MessageType,
+        mut fields: Map<String, Value>,
+        harmonization: &Harmonization,
+        known: Option<&Map<String, Value>>,
+    ) -> Result<Self> {
+        let held = |key: &str| known.and_then(|known| known.get(key));
         if fields.contains_key(EXTRA) {
             // `extra` expands into sub-keys where it stands: rebuild the map.
             let mut event = Event {
                 fields: Map::with_capacity(fields.len()),
             };
             for (key, value) in fields {
-                event.insert_checked(kind, key, value, harmonization)?;
+                let held = held(&key);
+                event.insert_checked(kind, key, (value, held), harmonization)?;
             }
             event.complete_classification(harmonization);
             return Ok(event);
@@ -44,7 +60,7 @@ impl Event {
         // or moved again; the few that IntelMQ ignores are removed after.
         let mut ignored = Vec::new();
         for (key, value) in fields.iter_mut() {
-            match harmonization.accept(kind, key, std::mem::take(value))? {
+            match harmonization.accept_known(kind, key, std::mem::take(value), held(key))? {
                 Some(clean) => *value = clean,
                 None => ignored.push(key.clone()),
             }
@@ -66,18 +82,20 @@ impl Event {
         value: Value,
         harmonization: &Harmonization,
     ) -> Result<()> {
-        self.insert_checked(kind, key.to_owned(), value, harmonization)
+        self.insert_checked(kind, key.to_owned(), (value, None), harmonization)
     }
 
-    /// [`Event::set`] for a key the caller already owns, so it is not copied.
+    /// [`Event::set`] for a key the caller already owns, so it is not copied,
+    /// with the value a known event holds for it, if any
+    /// ([`Harmonization::accept_known`]).
     fn insert_checked(
         &mut self,
         kind: MessageType,
         key: String,
-        value: Value,
+        (value, held): (Value, Option<&Value>),
         harmonization: &Harmonization,
     ) -> Result<()> {
-        let Some(value) = harmonization.accept(kind, &key, value)? else {
+        let Some(value) = harmonization.accept_known(kind, &key, value, held)? else {
             self.fields.shift_remove(&key);
             return Ok(());
         };

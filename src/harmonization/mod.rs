@@ -265,8 +265,28 @@ impl Harmonization {
     /// first, then sanitised. `Ok(None)` means IntelMQ would drop the value
     /// (`null`, `""`, `"-"`, `"N/A"`); sub-keys of `extra` keep any JSON value.
     pub fn accept(&self, kind: MessageType, key: &str, value: Value) -> Result<Option<Value>> {
+        self.accept_known(kind, key, value, None)
+    }
+
+    /// [`Harmonization::accept`], given the value an [`Event`] of `kind`
+    /// already holds for `key`, if any. A value equal to it comes back as it
+    /// is without being checked again: it passed `accept` when it entered
+    /// the event, which returns only values that are valid and within the
+    /// field's constraints, and returns those unchanged.
+    ///
+    /// [`Event`]: crate::event::Event
+    pub fn accept_known(
+        &self,
+        kind: MessageType,
+        key: &str,
+        value: Value,
+        known: Option<&Value>,
+    ) -> Result<Option<Value>> {
         if is_ignored(&value) {
             return Ok(None);
+        }
+        if known == Some(&value) {
+            return Ok(Some(value));
         }
         let spec = self.spec(kind, key).ok_or_else(|| Error::UnknownField {
             field: key.to_owned(),

@@ -17,7 +17,7 @@ use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::mapping::{Pair, Tables};
+use super::mapping::{Pair, SideFields, Tables};
 use super::{is_idea_id, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY, NAME};
 use crate::envelope::{derived_id, link_split_group, Envelope, Ids, Meta};
 use crate::error::{Error, Result};
@@ -65,7 +65,8 @@ struct Entry<'m> {
     leftover: Map<String, Value>,
     /// The entry's `Type` tags.
     types: Vec<&'m str>,
-    prefix: &'m str,
+    /// The side's IntelMQ field names, spelt once in the tables.
+    names: &'m SideFields,
 }
 
 /// Decodes one IDEA message.
@@ -191,18 +192,25 @@ fn object_list<'v>(
         .collect()
 }
 
+/// The fields of the event a message was just encoded from, when the
+/// encoder re-reads it: a value equal to the event's own for the same field
+/// is taken as it is ([`Harmonization::accept_known`]). None when decoding.
+type Known<'a> = Option<&'a Map<String, Value>>;
+
 /// Accepts `value` for IntelMQ `field`, naming the IDEA key `path` when it
 /// is refused.
 fn accept(
     harmonization: &Harmonization,
+    known: Known<'_>,
     path: &(impl Display + ?Sized),
     field: &str,
     value: Value,
 ) -> Result<Option<Value>> {
     // The refusal already quotes the value as it arrived, so it is not
     // cloned up front for the rare error.
+    let held = known.and_then(|fields| fields.get(field));
     harmonization
-        .accept(MessageType::Event, field, value)
+        .accept_known(MessageType::Event, field, value, held)
         .map_err(|error| match error {
             Error::InvalidValue { value, reason, .. } => Error::InvalidValue {
                 field: path.to_string(),
@@ -225,8 +233,9 @@ fn single(value: &Value) -> Option<&Value> {
 fn read_entry<'m>(
     entry: &'m Map<String, Value>,
     path: &str,
-    prefix: &'m str,
+    names: &'m SideFields,
     harmonization: &Harmonization,
+    known: Known<'_>,
 ) -> Result<Entry<'m>> {
     let tables = Tables::get();
     let flag = |key: &str| entry.get(key).and_then(Value::as_bool) == Some(true);
@@ -237,7 +246,7 @@ fn read_entry<'m>(
         addresses: Vec::new(),
         leftover: Map::new(),
         types: Vec::new(),
-        prefix,
+        names,
     };
     for (key, value) in entry {
         let key_path = Dotted(path, key);
@@ -255,13 +264,13 @@ fn read_entry<'m>(
                 }
             }
             "LocalIP4" | "LocalIP6" => {
-                let field = format!("{prefix}.local_ip");
+                let field = &names.local_ip;
                 match single(value).and_then(|item| {
-                    accept(harmonization, &key_path, &field, item.clone())
+                    accept(harmonization, known, &key_path, field, item.clone())
                         .ok()
                         .flatten()
                 }) {
-                    Some(ip) => read.fields.push((field, ip)),
+                    Some(ip) => read.fields.push((field.clone(), ip)),
                     None => {
                         read.leftover.insert(key.clone(), value.clone());
                     }
@@ -275,10 +284,20 @@ fn read_entry<'m>(
                 read.types = string_list(value, &key_path)?;
                 read.leftover.insert(key.clone(), value.clone());
             }
-            _ => match tables.side.iter().find(|pair| pair.idea == *key) {
-                Some(pair) => {
-                    read_side_field(&mut read, pair, key, value, &key_path, harmonization)?
-                }
+            _ => match tables
+                .side
+                .iter()
+                .zip(&names.pairs)
+                .find(|(pair, _)| pair.idea == *key)
+            {
+                Some((pair, field)) => read_side_field(
+                    &mut read,
+                    (pair, field),
+                    key,
+                    value,
+                    &key_path,
+                    (harmonization, known),
+                )?,
                 None => {
                     read.leftover.insert(key.clone(), value.clone());
                 }
@@ -290,22 +309,22 @@ fn read_entry<'m>(
 
 /// Reads a key of the side table: one value becomes the IntelMQ field;
 /// several, or one IntelMQ refuses, stay in the leftover (a strict key's
-/// refused value rejects the message).
+/// refused value rejects the message). `field` is the pair's full IntelMQ
+/// field name on this side.
 fn read_side_field(
     read: &mut Entry<'_>,
-    pair: &Pair,
+    (pair, field): (&Pair, &str),
     key: &str,
     value: &Value,
     path: &Dotted<'_>,
-    harmonization: &Harmonization,
+    (harmonization, known): (&Harmonization, Known<'_>),
 ) -> Result<()> {
-    let field = format!("{}.{}", read.prefix, pair.intelmq);
     let items = value
         .as_array()
         .ok_or_else(|| Error::invalid(&path.to_string(), value, "is not a list"))?;
     let mut accepted = Vec::with_capacity(items.len());
     for item in items {
-        match accept(harmonization, path, &field, item.clone()) {
+        match accept(harmonization, known, path, field, item.clone()) {
             Ok(Some(clean)) => accepted.push(clean),
             Ok(None) => {}
             Err(error) if pair.strict => return Err(error),
@@ -313,7 +332,7 @@ fn read_side_field(
         }
     }
     match <[Value; 1]>::try_from(accepted) {
-        Ok([clean]) if items.len() == 1 => read.fields.push((field, clean)),
+        Ok([clean]) if items.len() == 1 => read.fields.push((field.to_owned(), clean)),
         _ => {
             read.leftover.insert(key.to_owned(), value.clone());
         }
@@ -404,13 +423,10 @@ fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut Map<S
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.insert(format!("{}.ip", entry.prefix), ip.to_string().into());
+            fields.insert(entry.names.ip.clone(), ip.to_string().into());
         }
         Some(Address::Network(network)) => {
-            fields.insert(
-                format!("{}.network", entry.prefix),
-                network.to_string().into(),
-            );
+            fields.insert(entry.names.network.clone(), network.to_string().into());
         }
         None => {}
     }
@@ -431,12 +447,19 @@ fn protocol_fields(protocol: &Protocol, fields: &mut Map<String, Value>) {
 /// The fields of `top`-level keys in the message table (times, `Note`).
 fn message_fields(
     top: &Map<String, Value>,
-    harmonization: &Harmonization,
+    (harmonization, known): (&Harmonization, Known<'_>),
     fields: &mut Map<String, Value>,
 ) -> Result<()> {
     for pair in &Tables::get().message {
         if let Some(value) = top.get(&pair.idea) {
-            if let Some(clean) = accept(harmonization, &pair.idea, &pair.intelmq, value.clone())? {
+            let clean = accept(
+                harmonization,
+                known,
+                &pair.idea,
+                &pair.intelmq,
+                value.clone(),
+            )?;
+            if let Some(clean) = clean {
                 fields.insert(pair.intelmq.clone(), clean);
             }
         }
@@ -467,20 +490,27 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
 
 /// The fields that a message the bridge wrote carries in IDEA keys, for
 /// one event with the given Source and Target entries. Encoding checks
-/// what this gives back, so that `_intelmq` holds only the rest.
+/// what this gives back, so that `_intelmq` holds only the rest; it passes
+/// the event's fields as `known`, so that the values it copied from them
+/// are not checked again.
 pub(super) fn carried_fields(
     top: &Map<String, Value>,
     source: Option<&Map<String, Value>>,
     target: Option<&Map<String, Value>>,
     harmonization: &Harmonization,
+    known: Known<'_>,
 ) -> Result<Map<String, Value>> {
     let tables = Tables::get();
     let mut fields = Map::new();
-    message_fields(top, harmonization, &mut fields)?;
+    message_fields(top, (harmonization, known), &mut fields)?;
     let mut protocol = None;
-    for (entry, side) in [source, target].into_iter().zip(&tables.sides) {
+    for ((entry, side), names) in [source, target]
+        .into_iter()
+        .zip(&tables.sides)
+        .zip(&tables.side_fields)
+    {
         let Some(entry) = entry else { continue };
-        let read = read_entry(entry, &side.idea, &side.intelmq, harmonization)?;
+        let read = read_entry(entry, &side.idea, names, harmonization, known)?;
         let address = match read.addresses.as_slice() {
             [one] => Some(one),
             _ => None,
@@ -503,7 +533,9 @@ pub(super) fn carried_fields(
                 .is_some_and(|types| types.iter().any(|t| t == ORIG_DATA))
     });
     if let Some(content) = original.and_then(|attach| attach.get("Content")) {
-        if let Ok(Some(raw)) = harmonization.accept(MessageType::Event, "raw", content.clone()) {
+        let held = known.and_then(|fields| fields.get("raw"));
+        let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
+        if let Ok(Some(raw)) = raw {
             fields.insert("raw".to_owned(), raw);
         }
     }
@@ -537,7 +569,7 @@ fn restore(
         let path = format!(".events[{index}]");
         let source = carried_entry(event, "source", &sources, &path)?;
         let target = carried_entry(event, "target", &targets, &path)?;
-        let mut fields = carried_fields(top, source, target, harmonization)?;
+        let mut fields = carried_fields(top, source, target, harmonization, None)?;
         if let Some(absent) = event.get("absent") {
             for key in string_list(absent, &format!("{CARRY_KEY}{path}.absent"))? {
                 fields.shift_remove(key);
@@ -604,11 +636,11 @@ fn plain(
     let tables = Tables::get();
     let mut common = top_level_fields(object, harmonization)?;
     let mut sides = Vec::with_capacity(2);
-    for side in &tables.sides {
+    for (side, names) in tables.sides.iter().zip(&tables.side_fields) {
         let mut entries = Vec::new();
         for (index, entry) in object_list(object, &side.idea)?.into_iter().enumerate() {
             let path = format!("{}[{index}]", side.idea);
-            entries.push(read_entry(entry, &path, &side.intelmq, harmonization)?);
+            entries.push(read_entry(entry, &path, names, harmonization, None)?);
         }
         sides.push(entries);
     }
@@ -666,14 +698,20 @@ fn top_level_fields(
     let tables = Tables::get();
     let mut common = Map::new();
     let mut extra = Map::new();
-    message_fields(object, harmonization, &mut common)?;
+    message_fields(object, (harmonization, None), &mut common)?;
     hash_fields(&object_list(object, "Attach")?, &mut common);
     for (key, value) in object {
         match key.as_str() {
             key if STRUCTURAL_KEYS.contains(&key) => {}
             key if tables.message.iter().any(|pair| pair.idea == key) => {}
             "Description" => {
-                match accept(harmonization, key, "event_description.text", value.clone()) {
+                match accept(
+                    harmonization,
+                    None,
+                    key,
+                    "event_description.text",
+                    value.clone(),
+                ) {
                     Ok(Some(text)) => {
                         common.insert("event_description.text".to_owned(), text);
                     }
@@ -690,7 +728,7 @@ fn top_level_fields(
                 // Rounded, so that 0.3 gives 30 and not 30.000000000000004.
                 let accuracy = (confidence * 100.0 * 1e6).round() / 1e6;
                 if let Some(accuracy) =
-                    accept(harmonization, key, "feed.accuracy", accuracy.into())?
+                    accept(harmonization, None, key, "feed.accuracy", accuracy.into())?
                 {
                     common.insert("feed.accuracy".to_owned(), accuracy);
                 }
@@ -701,7 +739,7 @@ fn top_level_fields(
                 let url = refs
                     .iter()
                     .filter(|r| r.starts_with("http://") || r.starts_with("https://"))
-                    .find_map(|r| accept(harmonization, key, field, Value::from(*r)).ok()?);
+                    .find_map(|r| accept(harmonization, None, key, field, Value::from(*r)).ok()?);
                 let complete = refs.len() == 1 && url.is_some();
                 if let Some(url) = url {
                     common.insert(field.to_owned(), url);

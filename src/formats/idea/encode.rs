@@ -18,7 +18,7 @@ use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA
 use crate::envelope::{derived_id, Envelope};
 use crate::error::{Error, Result};
 use crate::formats::EncodeContext;
-use crate::harmonization::Harmonization;
+use crate::harmonization::{Harmonization, MessageType};
 
 /// Top-level keys that `extra.idea` may not override: ids and structure the
 /// encoder decides.
@@ -148,8 +148,11 @@ fn carry(
     let mut carried = Vec::with_capacity(events.len());
     for (event, position) in events.iter().zip(positions) {
         let [source, target] = *position;
-        let recovered = carried_fields(idea, entry(0, source), entry(1, target), harmonization)?;
         let fields = event.payload.fields();
+        // A Report's fields were checked against the Report table.
+        let known = (event.meta.kind == MessageType::Event).then_some(fields);
+        let (source_entry, target_entry) = (entry(0, source), entry(1, target));
+        let recovered = carried_fields(idea, source_entry, target_entry, harmonization, known)?;
         let rest: Map<String, Value> = fields
             .iter()
             .filter(|(key, value)| recovered.get(*key) != Some(*value))
