@@ -9,8 +9,10 @@
 //! default 20,000). Each pass preloads the input queue, then times from the
 //! moment the consumer is ready until the output queue holds every message.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,14 +118,10 @@ async fn run(count: usize) -> Result<(), Error> {
 
 /// Flat IntelMQ events from the fixtures, each made unique.
 fn messages(count: usize) -> Result<Vec<Vec<u8>>, Error> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/intelmq/valid");
-    let mut events = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "json") {
-            events.push(serde_json::from_slice::<Value>(&std::fs::read(path)?)?);
-        }
-    }
+    let events: Vec<Value> = common::fixtures("fixtures/intelmq/valid")
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
     (0..count)
         .map(|seq| {
             let mut event = events[seq % events.len()].clone();

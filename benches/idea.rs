@@ -2,9 +2,10 @@
 //! 10 000 events: decoding IDEA into events (with splitting), and encoding
 //! events (and split groups) into IDEA.
 
-use std::fs;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use intelmq_bridge::envelope::Envelope;
@@ -17,16 +18,9 @@ const EVENTS: usize = 10_000;
 
 /// The JSON documents of a fixture directory (an array stays one document).
 fn documents(dir: &str) -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut paths: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    paths.sort();
-    paths
+    common::fixtures(dir)
         .into_iter()
-        .map(|path| serde_json::from_slice(&fs::read(path).unwrap()).unwrap())
+        .map(|(_, document)| document)
         .collect()
 }
 

@@ -2,7 +2,8 @@
 //! to 100,000 events: the cost of the hub itself (parse, harmonization
 //! check, envelope, encode, serialise).
 
-use std::fs;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use intelmq_bridge::formats::{intelmq::IntelMq, DecodeContext, EncodeContext, Format};
@@ -11,19 +12,9 @@ const EVENTS: usize = 100_000;
 
 /// The valid IntelMQ fixtures, each as one JSON line.
 fn fixture_lines() -> Vec<String> {
-    let mut paths: Vec<_> = fs::read_dir("fixtures/intelmq/valid")
-        .expect("fixtures/intelmq/valid exists")
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let text = fs::read_to_string(path).expect("fixture is readable");
-            let value: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
-            value.to_string()
-        })
+    common::fixtures("fixtures/intelmq/valid")
+        .into_iter()
+        .map(|(_, event)| event.to_string())
         .collect()
 }
 

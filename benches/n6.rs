@@ -1,9 +1,10 @@
 //! n6 adapter throughput, both directions, on the valid fixtures repeated
 //! to about 10,000 n6 events.
 
-use std::fs;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use intelmq_bridge::envelope::Envelope;
@@ -14,16 +15,9 @@ use serde_json::Value;
 const EVENTS: usize = 10_000;
 
 fn fixtures() -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/n6/valid");
-    let mut paths: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    let one: Vec<Value> = paths
-        .iter()
-        .map(|path| serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap())
+    let one: Vec<Value> = common::fixtures("fixtures/n6/valid")
+        .into_iter()
+        .map(|(_, message)| message)
         .collect();
     one.iter().cycle().take(EVENTS).cloned().collect()
 }

@@ -3,8 +3,10 @@
 //! bridge's own bundles (extension path) and foreign bundles (patterns and
 //! SCOs).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use intelmq_bridge::envelope::Envelope;
@@ -16,18 +18,9 @@ use serde_json::Value;
 const EVENTS: usize = 10_000;
 
 fn read_dir_json(folder: &str) -> Vec<Value> {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/stix")
-        .join(folder);
-    let mut paths: Vec<_> = std::fs::read_dir(folder)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
+    common::fixtures(&format!("fixtures/stix/{folder}"))
+        .into_iter()
+        .map(|(_, document)| document)
         .collect()
 }
 
