@@ -48,6 +48,24 @@ pub struct Config {
     /// Which inputs feed which partners.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The directory of the service's own durable state; without it dead
+    /// letters of the HTTP side go to stderr.
+    pub store: Option<StoreConfig>,
+}
+
+/// The service's own durable state, in one directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The directory (created at start when missing).
+    pub path: PathBuf,
+}
+
+impl StoreConfig {
+    /// The JSON Lines file that keeps what the HTTP side could not handle.
+    pub fn dead_letter_path(&self) -> PathBuf {
+        self.path.join("dead-letters.jsonl")
+    }
 }
 
 /// The HTTP listener.
@@ -363,6 +381,7 @@ impl Config {
             }],
             inputs: vec![input],
             partners: vec![partner],
+            store: None,
         }
     }
 

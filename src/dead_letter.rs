@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -100,6 +101,47 @@ impl DeadLetterFile {
     }
 }
 
+/// The service's dead-letter log, shared by every task of `serve` that has
+/// no dead-letter queue: entries are on disk (or written to stderr, when no
+/// store is configured) before `append` returns, so a record answered as
+/// rejected is never lost.
+pub struct DeadLetterLog {
+    /// The file, or `None` for stderr.
+    file: Mutex<Option<File>>,
+}
+
+impl DeadLetterLog {
+    /// Appends to the file at `path` (created when missing), or to stderr.
+    pub fn open(path: Option<&Path>) -> io::Result<Self> {
+        let file = path
+            .map(|path| File::options().create(true).append(true).open(path))
+            .transpose()?;
+        Ok(DeadLetterLog {
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Writes `entries`, one JSON line each, in one write, and syncs the file.
+    pub fn append(&self, entries: &[Value]) -> io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for entry in entries {
+            serde_json::to_writer(&mut lines, entry)?;
+            lines.push(b'\n');
+        }
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        match file.as_mut() {
+            Some(file) => {
+                file.write_all(&lines)?;
+                file.sync_data()
+            }
+            None => io::stderr().lock().write_all(&lines),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +156,18 @@ mod tests {
         );
         let binary = entry(&[3], Stage::Decode, &error, DeadInput::Bytes(&[0xff, 0xfe]));
         assert_eq!(binary["input_base64"], json!("//4="));
+    }
+
+    #[test]
+    fn the_log_appends_whole_lines() {
+        let path = std::env::temp_dir().join(format!("dead-letter-log-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let log = DeadLetterLog::open(Some(&path)).expect("open");
+        log.append(&[json!({"a": 1}), json!({"b": "x"})])
+            .expect("append");
+        log.append(&[json!({"c": null})]).expect("append");
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(text, "{\"a\":1}\n{\"b\":\"x\"}\n{\"c\":null}\n");
     }
 }

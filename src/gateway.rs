@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{Config, SeenConfig};
-use crate::dead_letter::Stage;
+use crate::dead_letter::{DeadLetterLog, Stage};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::formats::{intelmq, DecodeContext, EncodeContext, Registry};
@@ -98,10 +98,12 @@ pub struct Gateway {
     partners: Vec<PartnerPlan>,
     guard: Option<Mutex<LoopGuard>>,
     telemetry: std::sync::Arc<Telemetry>,
+    dead_letters: DeadLetterLog,
 }
 
 impl Gateway {
-    /// Builds the service from a checked configuration; opens the seen-store.
+    /// Builds the service from a checked configuration; opens the seen-store
+    /// and the store directory's dead-letter log (created when missing).
     pub fn new(config: &Config, telemetry: std::sync::Arc<Telemetry>) -> Result<Self> {
         let registry = registry();
         let origin = config.origin.as_str();
@@ -181,6 +183,17 @@ impl Gateway {
             .as_ref()
             .map(|seen| open_guard(origin, seen).map(Mutex::new))
             .transpose()?;
+        let dead_letters = match &config.store {
+            Some(store) => {
+                std::fs::create_dir_all(&store.path).map_err(|e| {
+                    Error::Config(format!("store.path: {}: {e}", store.path.display()))
+                })?;
+                let path = store.dead_letter_path();
+                DeadLetterLog::open(Some(&path))
+                    .map_err(|e| Error::Config(format!("store.path: {}: {e}", path.display())))?
+            }
+            None => DeadLetterLog::open(None)?,
+        };
         Ok(Gateway {
             origin: origin.to_owned(),
             declared,
@@ -188,7 +201,14 @@ impl Gateway {
             partners,
             guard,
             telemetry,
+            dead_letters,
         })
+    }
+
+    /// Where the HTTP side keeps what it could not handle (AMQP inputs
+    /// have their dead-letter queues).
+    pub fn dead_letters(&self) -> &DeadLetterLog {
+        &self.dead_letters
     }
 
     /// This instance's name.
