@@ -25,7 +25,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use common::amqp::URL;
 const PREFETCH: u16 = 256;
 
 type Error = Box<dyn std::error::Error>;
@@ -132,33 +132,10 @@ fn messages(count: usize) -> Result<Vec<Vec<u8>>, Error> {
 }
 
 async fn preload(channel: &Channel, queue: &str, bodies: &[Vec<u8>]) -> Result<(), Error> {
-    let properties = BasicProperties::default().with_delivery_mode(2);
-    for body in bodies {
-        let _confirm = channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties.clone(),
-            )
-            .await?;
+    match common::amqp::publish(channel, queue, bodies).await? {
+        true => Ok(()),
+        false => Err(format!("{queue}: the broker refused some messages").into()),
     }
-    channel.wait_for_confirms().await?;
-    Ok(())
-}
-
-async fn depth(connection: &Connection, queue: &str) -> Result<u32, Error> {
-    let channel = connection.create_channel().await?;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let declared = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await?;
-    let _ = channel.close(200, "".into()).await;
-    Ok(declared.message_count())
 }
 
 /// Waits until `queue` holds `count` messages; the time since `start`.
@@ -169,7 +146,7 @@ async fn until_full(
     start: Instant,
 ) -> Result<Duration, Error> {
     let deadline = start + Duration::from_secs(600);
-    while (depth(connection, queue).await? as usize) < count {
+    while (common::amqp::depth(connection, queue).await? as usize) < count {
         if Instant::now() > deadline {
             return Err(format!("{queue}: not all {count} messages arrived").into());
         }

@@ -18,14 +18,13 @@ use futures_util::StreamExt as _;
 use intelmq_bridge::formats::Registry;
 use intelmq_bridge::transport::amqp::headers;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use common::amqp::URL;
 const ORIGIN: &str = "cert-test";
 
 /// Whether the broker is there; in CI its absence is a failure.
@@ -103,35 +102,13 @@ impl Broker {
 
     /// Publishes every body to `queue`, persistent, and waits for the confirms.
     async fn publish(&self, queue: &str, bodies: &[Vec<u8>]) {
-        let properties = BasicProperties::default().with_delivery_mode(2);
-        for body in bodies {
-            let _confirm = self
-                .channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    properties.clone(),
-                )
-                .await
-                .unwrap();
-        }
-        assert!(self.channel.wait_for_confirms().await.unwrap().is_empty());
+        assert!(common::amqp::publish(&self.channel, queue, bodies)
+            .await
+            .unwrap());
     }
 
     async fn depth(&self, queue: &str) -> u32 {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let channel = self.connection.create_channel().await.unwrap();
-        let queue = channel
-            .queue_declare(queue.into(), passive, FieldTable::default())
-            .await
-            .unwrap();
-        let _ = channel.close(200, "".into()).await;
-        queue.message_count()
+        common::amqp::depth(&self.connection, queue).await.unwrap()
     }
 
     /// Reads messages from `queue` until `done` says so or `timeout` passes.
@@ -182,6 +159,55 @@ impl Broker {
                 .await;
         }
         let _ = self.connection.close(200, "".into()).await;
+    }
+}
+
+/// One test's stage: its scratch directory, its broker side, an input
+/// queue declared plainly (deleted at the end with its dead-letter queue)
+/// and a port for the bridge's HTTP side.
+struct Stage {
+    dir: PathBuf,
+    broker: Broker,
+    input: String,
+    port: u16,
+}
+
+impl Stage {
+    async fn new(name: &str) -> Self {
+        let input = unique("in");
+        let mut broker = Broker::connect().await;
+        broker.queue(&input, false).await;
+        broker.forget_later(&format!("{input}.dead-letter"));
+        Stage {
+            dir: temp_dir(name),
+            broker,
+            input,
+            port: common::free_port(),
+        }
+    }
+
+    /// A new queue name, deleted at the end.
+    fn output(&mut self, name: &str) -> String {
+        let queue = unique(name);
+        self.broker.forget_later(&queue);
+        queue
+    }
+
+    /// Writes the configuration of the input and these partners.
+    fn config(&self, input_extra: &str, partners: &[(&str, &str)], seen: bool) -> PathBuf {
+        config(
+            &self.dir,
+            self.port,
+            &self.input,
+            input_extra,
+            partners,
+            seen,
+        )
+    }
+
+    /// Starts the bridge on the configuration at `path`.
+    fn start(&self, path: &Path) -> Bridge {
+        Bridge::start(path, self.port, &self.dir.join("bridge.log"))
     }
 }
 
@@ -380,11 +406,20 @@ fn other_format_fixtures() -> Vec<(&'static str, Vec<u8>)> {
     messages
 }
 
+/// `fixture` with `extra.test_seq` set to `seq`, to follow it through.
+fn numbered(
+    fixture: &serde_json::Map<String, Value>,
+    seq: usize,
+) -> serde_json::Map<String, Value> {
+    let mut event = fixture.clone();
+    event.insert("extra.test_seq".into(), json!(seq));
+    event
+}
+
 /// Message `seq` of the mix: a flat IntelMQ event, or every third an IEP04
 /// envelope with a known id; each carries `extra.test_seq`.
 fn mixed_message(fixtures: &[serde_json::Map<String, Value>], seq: usize) -> Vec<u8> {
-    let mut event = fixtures[seq % fixtures.len()].clone();
-    event.insert("extra.test_seq".into(), json!(seq));
+    let mut event = numbered(&fixtures[seq % fixtures.len()], seq);
     let message = if seq % 3 == 0 {
         event.remove("__type");
         json!({
@@ -402,6 +437,14 @@ fn mixed_message(fixtures: &[serde_json::Map<String, Value>], seq: usize) -> Vec
     serde_json::to_vec(&message).unwrap()
 }
 
+/// A text header of a dead letter.
+fn header(headers: &FieldTable, key: &str) -> String {
+    match headers.inner().get(key) {
+        Some(AMQPValue::LongString(text)) => text.to_string(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
 /// `extra.test_seq` of an output message, flat or envelope.
 fn seq_of(message: &Value) -> Option<u64> {
     message
@@ -416,26 +459,17 @@ async fn ten_thousand_mixed_messages_reach_two_partners() {
         return;
     }
     const COUNT: usize = 10_000;
-    let dir = temp_dir("mixed");
-    let (input, flat, envelopes) = (unique("in"), unique("flat"), unique("env"));
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
-    broker.forget_later(&flat);
-    broker.forget_later(&envelopes);
-    let port = common::free_port();
+    let mut stage = Stage::new("mixed").await;
+    let (flat, envelopes) = (stage.output("flat"), stage.output("env"));
     let flat_partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{flat}\"");
     let envelope_partner =
         format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{envelopes}\"");
-    let path = config(
-        &dir,
-        port,
-        &input,
+    let bridge = stage.start(&stage.config(
         "format = \"auto\"",
         &[("flat", &flat_partner), ("envelopes", &envelope_partner)],
         true,
-    );
-    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    ));
+    let Stage { broker, input, .. } = stage;
 
     let fixtures = intelmq_fixtures();
     let mut bodies: Vec<Vec<u8>> = (0..COUNT)
@@ -521,27 +555,14 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_reasons() {
     if !broker_available() {
         return;
     }
-    let dir = temp_dir("dead");
-    let (input, output) = (unique("in"), unique("out"));
-    let dead = format!("{input}.dead-letter");
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&dead);
-    broker.forget_later(&output);
-    let port = common::free_port();
+    let mut stage = Stage::new("dead").await;
+    let output = stage.output("out");
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
-    let path = config(
-        &dir,
-        port,
-        &input,
-        "format = \"intelmq\"",
-        &[("out", &partner)],
-        false,
-    );
-    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let bridge = stage.start(&stage.config("format = \"intelmq\"", &[("out", &partner)], false));
+    let Stage { broker, input, .. } = stage;
+    let dead = format!("{input}.dead-letter");
 
-    let mut good = intelmq_fixtures()[0].clone();
-    good.insert("extra.test_seq".into(), json!(1));
+    let good = numbered(&intelmq_fixtures()[0], 1);
     let bodies = vec![
         b"this is not JSON".to_vec(),
         br#"{"__type": "Event", "source.ip": "999.1.1.1"}"#.to_vec(),
@@ -557,10 +578,6 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_reasons() {
         .await;
 
     assert_eq!(dead_letters.len(), 3);
-    let header = |headers: &FieldTable, key: &str| match headers.inner().get(key) {
-        Some(AMQPValue::LongString(text)) => text.to_string(),
-        other => panic!("{key}: {other:?}"),
-    };
     let reasons: BTreeMap<String, String> = dead_letters
         .iter()
         .map(|(body, headers)| {
@@ -593,32 +610,83 @@ async fn malformed_messages_go_to_the_dead_letter_queue_with_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_one_partner_cannot_take_is_dead_lettered_for_that_partner_only() {
+    if !broker_available() {
+        return;
+    }
+    let mut stage = Stage::new("encode").await;
+    let (flat, n6) = (stage.output("flat"), stage.output("n6"));
+    let partners = [
+        ("flat", format!("format = \"intelmq\"\nqueue = \"{flat}\"")),
+        ("n6", format!("format = \"n6\"\nqueue = \"{n6}\"")),
+    ];
+    let partners: Vec<(&str, &str)> = partners.iter().map(|(n, b)| (*n, b.as_str())).collect();
+    let bridge = stage.start(&stage.config("format = \"intelmq\"", &partners, false));
+    let Stage { broker, input, .. } = stage;
+    let dead = format!("{input}.dead-letter");
+
+    // Valid IntelMQ, but n6 needs a time and this event has none.
+    let mut timeless = numbered(&intelmq_fixtures()[0], 1);
+    timeless.retain(|key, _| !key.starts_with("time."));
+    let timely = numbered(&intelmq_fixtures()[0], 2);
+    let bodies = [&timeless, &timely].map(|event| serde_json::to_vec(event).unwrap());
+    broker.publish(&input, &bodies).await;
+
+    let dead_letters = broker
+        .collect(&dead, Duration::from_secs(20), |got| !got.is_empty())
+        .await;
+    let flat_out = broker
+        .collect(&flat, Duration::from_secs(20), |got| got.len() >= 2)
+        .await;
+    let n6_out = broker
+        .collect(&n6, Duration::from_secs(20), |got| !got.is_empty())
+        .await;
+    // The IntelMQ partner got both; n6 only the event it can hold.
+    let seqs: Vec<u64> = flat_out.iter().filter_map(|(m, _)| seq_of(m)).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(n6_out.len(), 1);
+    let (body, headers) = &dead_letters[0];
+    assert_eq!(dead_letters.len(), 1);
+    assert_eq!(
+        seq_of(body),
+        Some(1),
+        "the original message is kept: {body}"
+    );
+    let header = |key: &str| header(headers, key);
+    assert_eq!(header(headers::STAGE), "encode");
+    assert_eq!(header(headers::PARTNER), "n6");
+    assert!(
+        header(headers::REASON).contains("time.source"),
+        "{}",
+        header(headers::REASON)
+    );
+    bridge.wait_metric("dead_lettered_total", &["stage=\"encode\""], 1);
+    assert_eq!(broker.depth(&input).await, 0);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loop_and_a_duplicate_are_dropped() {
     if !broker_available() {
         return;
     }
-    let dir = temp_dir("loop");
-    let (input, output) = (unique("in"), unique("out"));
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
-    broker.forget_later(&output);
-    let port = common::free_port();
+    let mut stage = Stage::new("loop").await;
+    let output = stage.output("out");
     let partner = format!("format = \"intelmq\"\nenvelope = \"iep04\"\nqueue = \"{output}\"");
     // A file partner beside the AMQP one: an archive of what went out.
     let archive = format!(
         "format = \"intelmq\"\ntransport = \"file\"\npath = \"{}\"",
-        dir.display()
+        stage.dir.display()
     );
-    let path = config(
-        &dir,
-        port,
-        &input,
+    let bridge = stage.start(&stage.config(
         "format = \"auto\"",
         &[("out", &partner), ("archive", &archive)],
         true,
-    );
-    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    ));
+    let Stage {
+        broker, input, dir, ..
+    } = stage;
 
     let payload = {
         let mut event = intelmq_fixtures()[0].clone();
@@ -673,46 +741,47 @@ async fn a_loop_and_a_duplicate_are_dropped() {
 /// sends them to one IntelMQ partner queue: the set-up of the tests that
 /// interrupt a run.
 struct QueuedRun {
-    broker: Broker,
-    input: String,
+    stage: Stage,
     output: String,
     path: PathBuf,
-    port: u16,
-    log: PathBuf,
 }
 
 impl QueuedRun {
     async fn prepare(name: &str, count: usize) -> Self {
-        let dir = temp_dir(name);
-        let (input, output) = (unique("in"), unique("out"));
-        let mut broker = Broker::connect().await;
-        broker.queue(&input, false).await;
-        broker.forget_later(&format!("{input}.dead-letter"));
-        broker.forget_later(&output);
+        let mut stage = Stage::new(name).await;
+        let output = stage.output("out");
         let fixtures = intelmq_fixtures();
         let bodies: Vec<Vec<u8>> = (0..count)
             .map(|seq| mixed_message(&fixtures, seq))
             .collect();
-        broker.publish(&input, &bodies).await;
-        let port = common::free_port();
+        stage.broker.publish(&stage.input, &bodies).await;
         let partner = format!("format = \"intelmq\"\nmeta = true\nqueue = \"{output}\"");
-        let path = config(
-            &dir,
-            port,
-            &input,
-            "format = \"auto\"",
-            &[("out", &partner)],
-            true,
-        );
-        let log = dir.join("bridge.log");
+        let path = stage.config("format = \"auto\"", &[("out", &partner)], true);
         QueuedRun {
-            broker,
-            input,
+            stage,
             output,
             path,
-            port,
-            log,
         }
+    }
+
+    /// Starts a bridge and returns once it has delivered `part` messages.
+    async fn start_and_wait_for(&self, part: usize) -> Bridge {
+        let bridge = self.stage.start(&self.path);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while (self.depths().await.1 as usize) < part {
+            assert!(Instant::now() < deadline, "the run made no progress");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bridge
+    }
+
+    /// How many messages wait in the input and the output queue.
+    async fn depths(&self) -> (u32, u32) {
+        let broker = &self.stage.broker;
+        (
+            broker.depth(&self.stage.input).await,
+            broker.depth(&self.output).await,
+        )
     }
 }
 
@@ -722,28 +791,17 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
         return;
     }
     const COUNT: usize = 5_000;
-    let QueuedRun {
-        broker,
-        input,
-        output,
-        path,
-        port,
-        log,
-    } = QueuedRun::prepare("kill", COUNT).await;
-
-    let first = Bridge::start(&path, port, &log);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while broker.depth(&output).await < (COUNT / 5) as u32 {
-        assert!(Instant::now() < deadline, "the first run made no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let run = QueuedRun::prepare("kill", COUNT).await;
+    let first = run.start_and_wait_for(COUNT / 5).await;
     first.kill_9();
-    let left = broker.depth(&input).await;
+    let (left, _) = run.depths().await;
     assert!(left > 0, "killed too late to test anything");
 
-    let second = Bridge::start(&path, port, &log);
-    let delivered = broker
-        .collect(&output, Duration::from_secs(120), |got| {
+    let second = run.stage.start(&run.path);
+    let delivered = run
+        .stage
+        .broker
+        .collect(&run.output, Duration::from_secs(120), |got| {
             got.iter()
                 .filter_map(|(m, _)| seq_of(m))
                 .collect::<BTreeSet<_>>()
@@ -764,7 +822,7 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
         delivered.len()
     );
     assert!(second.stop().success());
-    broker.delete_all().await;
+    run.stage.broker.delete_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -779,8 +837,7 @@ async fn intelmq_declared_queues_are_read_and_written_without_a_406() {
     broker.queue(&input, true).await;
     broker.queue(&output, true).await;
     broker.forget_later(&format!("{input}.dead-letter"));
-    let mut event = intelmq_fixtures()[1].clone();
-    event.insert("extra.test_seq".into(), json!(7));
+    let event = numbered(&intelmq_fixtures()[1], 7);
     for (round, declare) in ["intelmq", "passive"].iter().enumerate() {
         let port = common::free_port();
         let partner =
@@ -880,35 +937,22 @@ async fn the_bridge_reconnects_when_the_broker_drops_it() {
     if !broker_available() {
         return;
     }
-    let dir = temp_dir("reconnect");
-    let (input, output) = (unique("in"), unique("out"));
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
-    broker.forget_later(&output);
-    let port = common::free_port();
+    let mut stage = Stage::new("reconnect").await;
+    let output = stage.output("out");
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
-    let path = config(
-        &dir,
-        port,
-        &input,
-        "format = \"intelmq\"",
-        &[("out", &partner)],
-        false,
-    );
+    let path = stage.config("format = \"intelmq\"", &[("out", &partner)], false);
     let origin = unique("origin");
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace(ORIGIN, &origin);
     std::fs::write(&path, text).unwrap();
-    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let bridge = stage.start(&path);
+    let Stage {
+        broker, input, dir, ..
+    } = stage;
     let fixtures = intelmq_fixtures();
     let bodies: Vec<Vec<u8>> = (0..200)
-        .map(|seq| {
-            let mut event = fixtures[seq % fixtures.len()].clone();
-            event.insert("extra.test_seq".into(), json!(seq));
-            serde_json::to_vec(&event).unwrap()
-        })
+        .map(|seq| serde_json::to_vec(&numbered(&fixtures[seq % fixtures.len()], seq)).unwrap())
         .collect();
     broker.publish(&input, &bodies[..100]).await;
     let first = broker
@@ -983,9 +1027,7 @@ async fn intelmq_bots_exchange_events_with_the_bridge_through_their_own_pipeline
     let fixtures = intelmq_fixtures();
     let mut lines = String::new();
     for (seq, event) in fixtures.iter().enumerate() {
-        let mut event = event.clone();
-        event.insert("extra.test_seq".into(), json!(seq));
-        lines += &format!("{}\n", Value::Object(event));
+        lines += &format!("{}\n", Value::Object(numbered(event, seq)));
     }
     // An IntelMQ bot whose destination queue the bridge consumes.
     let mut sender = Command::new(&python)
@@ -1033,27 +1075,18 @@ async fn sigterm_mid_run_drains_in_flight_without_loss_or_duplicates() {
         return;
     }
     const COUNT: usize = 5_000;
-    let QueuedRun {
-        broker,
-        input,
-        output,
-        path,
-        port,
-        log,
-    } = QueuedRun::prepare("sigterm", COUNT).await;
-
-    let first = Bridge::start(&path, port, &log);
-    while broker.depth(&output).await < (COUNT / 5) as u32 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let run = QueuedRun::prepare("sigterm", COUNT).await;
+    let first = run.start_and_wait_for(COUNT / 5).await;
     assert!(first.stop().success());
     // Every delivery was either finished (published and acknowledged) or
     // returned untouched: the two queues together hold each message once.
-    let (left, done) = (broker.depth(&input).await, broker.depth(&output).await);
+    let (left, done) = run.depths().await;
     assert!(left > 0, "stopped too late to test anything");
     assert_eq!(left + done, COUNT as u32);
 
-    let second = Bridge::start(&path, port, &log);
+    let second = run.stage.start(&run.path);
+    let QueuedRun { stage, output, .. } = run;
+    let broker = stage.broker;
     let delivered = broker
         .collect(&output, Duration::from_secs(120), |got| got.len() >= COUNT)
         .await;
@@ -1072,26 +1105,16 @@ async fn an_unroutable_output_is_retried_until_a_queue_is_bound() {
     if !broker_available() {
         return;
     }
-    let dir = temp_dir("unroutable");
-    let (input, output, key) = (unique("in"), unique("out"), unique("key"));
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
-    let port = common::free_port();
+    let stage = Stage::new("unroutable").await;
+    let (output, key) = (unique("out"), unique("key"));
     // Nothing is bound to amq.direct with this key yet.
     let partner =
         format!("format = \"intelmq\"\nexchange = \"amq.direct\"\nrouting_key = \"{key}\"");
-    let path = config(
-        &dir,
-        port,
-        &input,
-        "format = \"intelmq\"",
-        &[("direct", &partner)],
-        false,
-    );
-    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
-    let mut event = intelmq_fixtures()[2].clone();
-    event.insert("extra.test_seq".into(), json!(5));
+    let bridge = stage.start(&stage.config("format = \"intelmq\"", &[("direct", &partner)], false));
+    let Stage {
+        mut broker, input, ..
+    } = stage;
+    let event = numbered(&intelmq_fixtures()[2], 5);
     broker
         .publish(&input, &[serde_json::to_vec(&event).unwrap()])
         .await;
@@ -1151,11 +1174,7 @@ async fn the_http_ingest_publishes_to_amqp_partners_and_answers_after_the_confir
     let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
     let fixtures = intelmq_fixtures();
     let body: String = (0..3)
-        .map(|seq| {
-            let mut event = fixtures[seq].clone();
-            event.insert("extra.test_seq".into(), json!(seq));
-            format!("{}\n", Value::Object(event))
-        })
+        .map(|seq| format!("{}\n", Value::Object(numbered(&fixtures[seq], seq))))
         .collect();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -1185,31 +1204,23 @@ async fn a_partner_per_format_gets_every_event_in_its_own_format() {
     }
     const COUNT: usize = 2_000;
     let registry = Registry::standard();
-    let dir = temp_dir("formats");
-    let input = unique("in");
-    let mut broker = Broker::connect().await;
-    broker.queue(&input, false).await;
-    broker.forget_later(&format!("{input}.dead-letter"));
+    let mut stage = Stage::new("formats").await;
     // One partner per format this build knows, each on its own queue.
     let partners: Vec<(&str, String, String)> = registry
         .names()
         .into_iter()
         .map(|name| {
-            let queue = unique(name);
+            let queue = stage.output(name);
             let body = format!("format = \"{name}\"\nqueue = \"{queue}\"");
             (name, queue, body)
         })
         .collect();
-    for (_, queue, _) in &partners {
-        broker.forget_later(queue);
-    }
-    let port = common::free_port();
     let routes: Vec<(&str, &str)> = partners
         .iter()
         .map(|(name, _, body)| (*name, body.as_str()))
         .collect();
-    let path = config(&dir, port, &input, "format = \"auto\"", &routes, true);
-    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let bridge = stage.start(&stage.config("format = \"auto\"", &routes, true));
+    let Stage { broker, input, .. } = stage;
     let fixtures = intelmq_fixtures();
     let bodies: Vec<Vec<u8>> = (0..COUNT)
         .map(|seq| mixed_message(&fixtures, seq))

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod amqp;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
