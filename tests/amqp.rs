@@ -220,6 +220,11 @@ struct Bridge {
 
 impl Bridge {
     fn start(config: &Path, port: u16, log: &Path) -> Self {
+        Self::start_with_env(config, port, log, &[])
+    }
+
+    /// Starts the bridge with these environment variables set.
+    fn start_with_env(config: &Path, port: u16, log: &Path, env: &[(&str, &Path)]) -> Self {
         let stderr = std::fs::File::options()
             .create(true)
             .append(true)
@@ -228,6 +233,7 @@ impl Bridge {
         let child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -1259,6 +1265,105 @@ async fn a_partner_per_format_gets_every_event_in_its_own_format() {
         assert_eq!(seqs, (0..COUNT as u64).collect::<BTreeSet<_>>(), "{name}");
     }
     assert_eq!(bridge.metric("dead_lettered_total", &[]), 0);
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
+
+/// A TLS front for the local broker, as a partner's `amqps://` endpoint
+/// would be: a certificate for `localhost`, made for the test and written
+/// as a PEM file to trust, and a task that forwards each TLS connection to
+/// 127.0.0.1:5672. Returns the port and the certificate's path.
+async fn tls_front(dir: &Path) -> (u16, PathBuf) {
+    use tokio_rustls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let pem = dir.join("broker-ca.pem");
+    std::fs::write(&pem, certified.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key.into())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
+    if !broker_available() {
+        return;
+    }
+    let mut stage = Stage::new("tls").await;
+    let output = stage.output("out");
+    let (tls_port, ca) = tls_front(&stage.dir).await;
+    let tls_url = format!("amqps://guest:guest@localhost:{tls_port}/%2f");
+    let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
+    let path = stage.config("format = \"intelmq\"", &[("out", &partner)], false);
+    // Both sides through the TLS front.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(URL, &tls_url);
+    std::fs::write(&path, text).unwrap();
+
+    // Without the certificate among its trusted ones, the bridge refuses
+    // the broker and never becomes healthy.
+    let log = stage.dir.join("untrusted.log");
+    let empty = stage.dir.join("no-ca.pem");
+    std::fs::write(&empty, "").unwrap();
+    let mut untrusted = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("SSL_CERT_FILE", &empty)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("reconnecting")
+    {
+        assert!(Instant::now() < deadline, "expected a refused certificate");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = untrusted.kill();
+    let _ = untrusted.wait();
+    let refusal = std::fs::read_to_string(&log).unwrap();
+    assert!(refusal.to_lowercase().contains("certificate"), "{refusal}");
+
+    let bridge = Bridge::start_with_env(
+        &path,
+        stage.port,
+        &stage.dir.join("bridge.log"),
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    let Stage { broker, input, .. } = stage;
+    let event = numbered(&intelmq_fixtures()[0], 9);
+    broker
+        .publish(&input, &[serde_json::to_vec(&event).unwrap()])
+        .await;
+    let delivered = broker
+        .collect(&output, Duration::from_secs(20), |got| !got.is_empty())
+        .await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(seq_of(&delivered[0].0), Some(9));
     assert!(bridge.stop().success());
     broker.delete_all().await;
 }
