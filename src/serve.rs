@@ -15,6 +15,7 @@ use crate::gateway::{registry, Gateway};
 use crate::telemetry::Telemetry;
 use crate::transport::amqp::AmqpInput;
 use crate::transport::http::{self, Ingest};
+use crate::transport::pull;
 use crate::transport::push::Pusher;
 use crate::transport::Partners;
 
@@ -104,6 +105,7 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()
             tasks.spawn(pusher.run(shutdown.clone()));
         }
     }
+    tasks.spawn(pull::prune(partners.clone(), shutdown.clone()));
     tasks.spawn(http::serve(
         listener,
         gateway.clone(),

@@ -6,6 +6,8 @@
 //! - [`http`]: `/metrics`, `/healthz` and the `POST /v1/events` ingest (warp).
 //! - [`file`](mod@file): JSON Lines appended to a file or stdout.
 //! - [`push`]: POSTing what waits in the [`Outbox`] to `http` partners.
+//! - [`pull`]: `GET /v1/partners/{name}/events`, the outbox of `pull`
+//!   partners served page by page.
 //!
 //! [`Partners`] holds every partner's way out for the HTTP ingest (and the
 //! outbox for every front end); an AMQP input publishes to AMQP partners on
@@ -14,12 +16,15 @@
 pub mod amqp;
 pub mod file;
 pub mod http;
+pub mod pull;
 pub mod push;
 
+use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
+use crate::auth::Tokens;
 use crate::config::{Config, PartnerConfig, PartnerTransport};
 use crate::error::{Error, Result};
 use crate::outbox::{self, Outbox};
@@ -47,6 +52,8 @@ pub struct Partners {
     sinks: Vec<Sink>,
     /// The outbox, when some partner is `http` or `pull`.
     outbox: Option<Arc<Outbox>>,
+    /// The partners' token digests: who may pull.
+    tokens: Tokens,
 }
 
 impl Partners {
@@ -84,6 +91,7 @@ impl Partners {
             configs: config.partners.clone(),
             sinks,
             outbox,
+            tokens: Tokens::from_config(config)?,
         })
     }
 
@@ -130,5 +138,24 @@ impl Partners {
             Some(Sink::Outbox { wake }) => Some(wake.clone()),
             _ => None,
         }
+    }
+
+    /// The partners' bearer-token digests, to know who pulls.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+}
+
+/// Runs `work` unless `shutdown` turns true first (`None` then): how the
+/// service's background tasks wait without delaying a shutdown.
+pub(crate) async fn or_stop<F: Future>(
+    shutdown: &mut watch::Receiver<bool>,
+    work: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        // Err: the sender is gone, which also means stop.
+        _ = shutdown.wait_for(|stop| *stop) => None,
+        output = work => Some(output),
     }
 }

@@ -11,7 +11,6 @@
 //! with the partner's answer. Delivery is at least once: a batch the
 //! partner took but did not get to answer is sent again.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::gateway::Gateway;
 use crate::outbox::{self, Entry, Outbox};
 use crate::telemetry::Counted;
-use crate::transport::Partners;
+use crate::transport::{or_stop, Partners};
 
 /// The most of a partner's answer kept in a dead letter.
 const MAX_ANSWER: usize = 4096;
@@ -366,16 +365,6 @@ async fn answer_text(mut response: reqwest::Response) -> String {
     }
     body.truncate(MAX_ANSWER);
     String::from_utf8_lossy(&body).into_owned()
-}
-
-/// Runs `work` unless `shutdown` turns true first (`None` then).
-async fn or_stop<F: Future>(shutdown: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
-    tokio::select! {
-        biased;
-        // Err: the sender is gone, which also means stop.
-        _ = shutdown.wait_for(|stop| *stop) => None,
-        output = work => Some(output),
-    }
 }
 
 #[cfg(test)]
