@@ -52,8 +52,8 @@ fn store_error(error: impl std::fmt::Display) -> Error {
 }
 
 impl Outbox {
-    /// Opens (or creates) the outbox at `path` and reports every partner's
-    /// depth.
+    /// Opens (or creates) the outbox at `path` and reports the depth of
+    /// every partner it holds entries for.
     pub fn open(path: &Path, telemetry: Arc<Telemetry>) -> Result<Self> {
         let db =
             Database::create(path).map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;

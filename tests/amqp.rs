@@ -1251,3 +1251,96 @@ async fn a_partner_per_format_gets_every_event_in_its_own_format() {
     assert!(bridge.stop().success());
     broker.delete_all().await;
 }
+
+/// An AMQP input routed to a pull partner: each delivery is acknowledged
+/// once its messages are in the outbox, and the partner reads them all,
+/// as a file partner of the same format gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_input_feeds_the_outbox_of_a_pull_partner() {
+    use sha2::{Digest, Sha256};
+    if !broker_available() {
+        return;
+    }
+    const COUNT: usize = 40;
+    const TOKEN: &str = "pull-token";
+    let dir = temp_dir("pull");
+    let input = unique("in");
+    let mut broker = Broker::connect().await;
+    broker.queue(&input, false).await;
+    broker.forget_later(&format!("{input}.dead-letter"));
+    let port = common::free_port();
+    let digest: String = Sha256::digest(TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let archive = dir.join("archive.jsonl");
+    let text = format!(
+        r#"origin = "{ORIGIN}"
+[http]
+listen = "127.0.0.1:{port}"
+[store]
+path = "{store}"
+[[inputs]]
+name = "in"
+url = "{URL}"
+queue = "{input}"
+[[partners]]
+name = "feed"
+format = "idea"
+transport = "pull"
+token_sha256 = "{digest}"
+{SEES_ALL}
+[[partners]]
+name = "archive"
+format = "idea"
+transport = "file"
+path = "{archive}"
+{SEES_ALL}
+[[routes]]
+input = "in"
+partners = ["feed", "archive"]
+"#,
+        store = dir.join("store").display(),
+        archive = archive.display(),
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).unwrap();
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let fixtures = intelmq_fixtures();
+    let bodies: Vec<Vec<u8>> = (0..COUNT)
+        .map(|seq| mixed_message(&fixtures, seq))
+        .collect();
+    broker.publish(&input, &bodies).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bridge.metric("received_total", &[]) < COUNT as u64 || broker.depth(&input).await > 0 {
+        assert!(Instant::now() < deadline, "not every message was taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let translated = bridge.metric("translated_total", &["partner=\"feed\""]);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /v1/partners/feed/events?limit=1000 HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let page: Value = serde_json::from_str(body).unwrap();
+    let pulled: Vec<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(pulled.len() as u64, translated);
+    let archived: Vec<String> = std::fs::read_to_string(&archive)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pulled, archived);
+    assert_eq!(page["next"], translated.to_string());
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}

@@ -67,7 +67,12 @@ impl Partners {
                 std::fs::create_dir_all(&store.path).map_err(|e| {
                     Error::Config(format!("store.path: {}: {e}", store.path.display()))
                 })?;
-                Some(Arc::new(Outbox::open(&path, telemetry)?))
+                let outbox = Outbox::open(&path, telemetry.clone())?;
+                // Every outbox partner's gauge is there from the start.
+                for partner in config.partners.iter().filter(|p| p.transport.uses_outbox()) {
+                    telemetry.set_outbox_pending(&partner.name, outbox.depth(&partner.name)?);
+                }
+                Some(Arc::new(outbox))
             }
             _ => None,
         };
