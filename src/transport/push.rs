@@ -247,7 +247,9 @@ impl Pusher {
                 Answer::Retry { reason, after } => (reason, after),
             };
             let wait = match after {
-                Some(after) => after.min(self.retry_max),
+                // Never faster than the first wait, so a `Retry-After: 0`
+                // does not make a busy loop.
+                Some(after) => after.clamp(self.retry_initial, self.retry_max),
                 None => backoff(self.retry_initial, self.retry_max, failures),
             };
             failures = failures.saturating_add(1);
