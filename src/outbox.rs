@@ -9,6 +9,11 @@
 //! what the partner took; a pull consumer reads from a cursor (the last
 //! sequence it saw) and entries stay until they are older than the
 //! partner's retention.
+//!
+//! Sequences are given out inside the write transaction that stores the
+//! entries, and redb serialises write transactions, so a reader never sees
+//! a sequence before every smaller one is committed: a pull cursor never
+//! skips an entry appended concurrently.
 
 use std::path::Path;
 use std::sync::Arc;
