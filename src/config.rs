@@ -590,6 +590,15 @@ impl Config {
             }
             PartnerTransport::Pull => {
                 self.outbox_store(key)?;
+                // The name is a segment of the pull URL, taken as it is.
+                let url_safe = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+                if !partner.name.chars().all(url_safe) {
+                    return Err(config_error(
+                        &format!("{key}.name"),
+                        &partner.name,
+                        "is part of the pull URL: use letters, digits, '-', '.', '_' or '~'",
+                    ));
+                }
                 required(key, "token_sha256", partner.token_sha256.as_ref())?;
                 if partner.pull_retention_days == 0 {
                     return Err(Error::Config(format!(
@@ -829,6 +838,12 @@ mod tests {
         );
         let config = parse(&format!("{}{store}", partner(&pull))).unwrap();
         assert_eq!(config.partners[0].pull_retention_days, 7);
+        let spaced = partner(&pull).replace("name = \"w\"", "name = \"cert pl\"");
+        let message = error(&format!("{spaced}{store}"));
+        assert!(
+            message.contains("partners[0].name: \"cert pl\" is part of the pull URL"),
+            "{message}"
+        );
         let message = error(&format!(
             "{}{store}",
             partner(&format!("{pull}\nbatch = 3"))

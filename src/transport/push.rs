@@ -186,7 +186,12 @@ impl Pusher {
                 Err(Halt::Store(error)) => {
                     let wait = backoff(self.retry_initial, self.retry_max, store_failures);
                     store_failures = store_failures.saturating_add(1);
-                    tracing::error!(partner = self.name(), %error, retry_in_ms = wait.as_millis() as u64, "push: the outbox or the dead letters failed; trying again");
+                    tracing::error!(
+                        partner = self.name(),
+                        %error,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "push: the outbox or the dead letters failed; trying again"
+                    );
                     if or_stop(&mut shutdown, tokio::time::sleep(wait))
                         .await
                         .is_none()
