@@ -66,6 +66,12 @@ impl StoreConfig {
     pub fn dead_letter_path(&self) -> PathBuf {
         self.path.join("dead-letters.jsonl")
     }
+
+    /// The redb file of the outbox, where messages for `http` and `pull`
+    /// partners wait.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.path.join("outbox.redb")
+    }
 }
 
 /// The HTTP listener.
@@ -156,6 +162,19 @@ pub enum PartnerTransport {
     Amqp,
     /// JSON Lines appended to a file, or stdout (`-`).
     File,
+    /// Batches POSTed to the partner's HTTP endpoint (`url`), through the
+    /// durable outbox.
+    Http,
+    /// Kept in the durable outbox for the partner to fetch from
+    /// `GET /v1/partners/{name}/events`.
+    Pull,
+}
+
+impl PartnerTransport {
+    /// Whether the partner's messages go through the outbox.
+    pub fn uses_outbox(self) -> bool {
+        matches!(self, PartnerTransport::Http | PartnerTransport::Pull)
+    }
 }
 
 /// One source of events.
@@ -232,12 +251,12 @@ pub struct PartnerConfig {
     /// For `intelmq`: write whole envelopes (`iep04` or `ail`) instead of
     /// flat events, for a partner that runs the bridge itself.
     pub envelope: Option<String>,
-    /// `amqp` (default) or `file`.
+    /// `amqp` (default), `file`, `http` or `pull`.
     #[serde(default = "default_partner_transport")]
     pub transport: PartnerTransport,
-    /// AMQP broker URL.
-    #[serde(default = "default_amqp_url")]
-    pub url: String,
+    /// The AMQP broker URL (default [`DEFAULT_AMQP_URL`]), or for `http` the
+    /// partner's endpoint (required: no default applies).
+    pub url: Option<String>,
     /// AMQP exchange ("" is the default exchange).
     #[serde(default)]
     pub exchange: String,
@@ -266,6 +285,37 @@ pub struct PartnerConfig {
     /// Ingest requests the partner may make at once, above the rate.
     #[serde(default = "default_rate_burst")]
     pub rate_burst: f64,
+    /// For `http`: the bearer token sent to the partner's endpoint.
+    pub push_token: Option<String>,
+    /// For `http`: the most messages POSTed in one request.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// For `http`: the first wait before a failed push is sent again; it
+    /// doubles with every failure up to `retry_max_ms`.
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// For `http`: the longest wait between attempts.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// For `http`: how long one request may take before it counts as failed.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// For `pull`: how long messages stay fetchable.
+    #[serde(default = "default_retention_days")]
+    pub pull_retention_days: u64,
+}
+
+fn default_batch_size() -> usize {
+    100
+}
+fn default_retry_initial_ms() -> u64 {
+    500
+}
+fn default_retry_max_ms() -> u64 {
+    300_000
+}
+fn default_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_rate_limit() -> f64 {
@@ -280,6 +330,11 @@ fn default_partner_transport() -> PartnerTransport {
 }
 
 impl PartnerConfig {
+    /// The AMQP broker of an `amqp` partner.
+    pub fn broker_url(&self) -> &str {
+        self.url.as_deref().unwrap_or(DEFAULT_AMQP_URL)
+    }
+
     /// The output form asked for (checked valid at start).
     pub fn wire_form(&self) -> Option<WireForm> {
         self.envelope
@@ -349,7 +404,7 @@ impl Config {
             meta: false,
             envelope: None,
             transport: PartnerTransport::File,
-            url: default_amqp_url(),
+            url: None,
             exchange: String::new(),
             routing_key: None,
             queue: None,
@@ -366,6 +421,12 @@ impl Config {
             token_sha256: None,
             rate_limit: default_rate_limit(),
             rate_burst: default_rate_burst(),
+            push_token: None,
+            batch_size: default_batch_size(),
+            retry_initial_ms: default_retry_initial_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            timeout_ms: default_timeout_ms(),
+            pull_retention_days: default_retention_days(),
         };
         Config {
             origin: origin.to_owned(),
@@ -481,7 +542,7 @@ impl Config {
         }
         match partner.transport {
             PartnerTransport::Amqp => {
-                amqp_url(&format!("{key}.url"), &partner.url)?;
+                amqp_url(&format!("{key}.url"), partner.broker_url())?;
                 match (&partner.queue, &partner.routing_key) {
                     (Some(_), Some(_)) => Err(Error::Config(format!(
                         "{key}: give either queue or routing_key, not both"
@@ -496,6 +557,66 @@ impl Config {
                 }
             }
             PartnerTransport::File => required(key, "path", partner.path.as_ref()).map(drop),
+            PartnerTransport::Http => {
+                self.outbox_store(key)?;
+                let url = required(key, "url", partner.url.as_deref())?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(config_error(
+                        &format!("{key}.url"),
+                        url,
+                        "is not an http:// or https:// URL",
+                    ));
+                }
+                if partner.batch_size == 0 {
+                    return Err(Error::Config(format!(
+                        "{key}.batch_size: must be at least 1"
+                    )));
+                }
+                for (field, value) in [
+                    ("retry_initial_ms", partner.retry_initial_ms),
+                    ("timeout_ms", partner.timeout_ms),
+                ] {
+                    if value == 0 {
+                        return Err(Error::Config(format!("{key}.{field}: must be at least 1")));
+                    }
+                }
+                if partner.retry_max_ms < partner.retry_initial_ms {
+                    return Err(Error::Config(format!(
+                        "{key}.retry_max_ms: {} is less than retry_initial_ms ({})",
+                        partner.retry_max_ms, partner.retry_initial_ms
+                    )));
+                }
+                Ok(())
+            }
+            PartnerTransport::Pull => {
+                self.outbox_store(key)?;
+                // The name is a segment of the pull URL, taken as it is.
+                let url_safe = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+                if !partner.name.chars().all(url_safe) {
+                    return Err(config_error(
+                        &format!("{key}.name"),
+                        &partner.name,
+                        "is part of the pull URL: use letters, digits, '-', '.', '_' or '~'",
+                    ));
+                }
+                required(key, "token_sha256", partner.token_sha256.as_ref())?;
+                if partner.pull_retention_days == 0 {
+                    return Err(Error::Config(format!(
+                        "{key}.pull_retention_days: must be at least 1"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks that `[store]` is there for the outbox partner at `key`.
+    fn outbox_store(&self, key: &str) -> Result<()> {
+        match self.store {
+            Some(_) => Ok(()),
+            None => Err(Error::Config(format!(
+                "store.path: missing, and {key} needs it for the outbox (transport \"http\" or \"pull\")"
+            ))),
         }
     }
 
@@ -676,6 +797,58 @@ mod tests {
         let bad = GOOD.replace("declare = \"intelmq\"", "declare = \"lazy\"");
         let error = parse(&bad).unwrap_err().to_string();
         assert!(error.contains("declare"), "{error}");
+    }
+
+    #[test]
+    fn outbox_partners_need_a_store_a_url_and_a_token() {
+        let partner = |lines: &str| {
+            format!("origin = \"a\"\n[[partners]]\nname = \"w\"\nformat = \"idea\"\n{lines}\n")
+        };
+        let store = "[store]\npath = \"/tmp/x\"\n";
+        let error = |text: &str| parse(text).unwrap_err().to_string();
+        let push = "transport = \"http\"\nurl = \"https://warden.example/events\"";
+        let message = error(&partner(push));
+        assert!(message.contains("store.path: missing"), "{message}");
+        assert!(message.contains("partners[0]"), "{message}");
+        let config = parse(&format!("{}{store}", partner(push))).unwrap();
+        assert_eq!(config.partners[0].batch_size, 100);
+        assert_eq!(config.partners[0].retry_initial_ms, 500);
+        assert_eq!(config.partners[0].retry_max_ms, 300_000);
+        assert_eq!(config.partners[0].timeout_ms, 30_000);
+        // No default AMQP URL for a push partner.
+        let message = error(&format!("{}{store}", partner("transport = \"http\"")));
+        assert!(message.contains("partners[0].url: missing"), "{message}");
+        let amqp = "transport = \"http\"\nurl = \"amqp://127.0.0.1/\"";
+        let message = error(&format!("{}{store}", partner(amqp)));
+        assert!(
+            message.contains("partners[0].url: \"amqp://127.0.0.1/\" is not an http"),
+            "{message}"
+        );
+        let slow = format!("{push}\nretry_initial_ms = 10\nretry_max_ms = 5");
+        let message = error(&format!("{}{store}", partner(&slow)));
+        assert!(message.contains("partners[0].retry_max_ms"), "{message}");
+        let message = error(&format!("{}{store}", partner("transport = \"pull\"")));
+        assert!(
+            message.contains("partners[0].token_sha256: missing"),
+            "{message}"
+        );
+        let pull = format!(
+            "transport = \"pull\"\ntoken_sha256 = \"{}\"",
+            "a".repeat(64)
+        );
+        let config = parse(&format!("{}{store}", partner(&pull))).unwrap();
+        assert_eq!(config.partners[0].pull_retention_days, 7);
+        let spaced = partner(&pull).replace("name = \"w\"", "name = \"cert pl\"");
+        let message = error(&format!("{spaced}{store}"));
+        assert!(
+            message.contains("partners[0].name: \"cert pl\" is part of the pull URL"),
+            "{message}"
+        );
+        let message = error(&format!(
+            "{}{store}",
+            partner(&format!("{pull}\nbatch = 3"))
+        ));
+        assert!(message.contains("unknown field `batch`"), "{message}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`pipeline`]: decode, hold split groups, encode; shared by every front end.
 //! - [`input`]: splitting a byte stream into records (document, array, JSON Lines).
 //! - [`dead_letter`]: keeping what cannot be handled, with its reason.
+//! - [`outbox`]: the durable queue of messages for partners reached over HTTP.
 //! - [`schema`]: the JSON Schemas of `schemas/`, compiled once.
 //! - [`config`]: the `serve` configuration (TOML), checked at start.
 //! - [`policy`]: the egress policy: which TLP levels and n6 restrictions
@@ -38,6 +39,7 @@ pub mod gateway;
 pub mod harmonization;
 pub mod identity;
 pub mod input;
+pub mod outbox;
 pub mod pipeline;
 pub mod policy;
 pub mod rate_limit;

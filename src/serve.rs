@@ -1,6 +1,7 @@
 //! `intelmq-bridge serve`: builds the [`Gateway`] from a configuration,
-//! starts one task per AMQP input and the HTTP listener, and stops them
-//! all on SIGTERM or SIGINT after the deliveries in flight are finished.
+//! starts one task per AMQP input, one push worker per `http` partner and
+//! the HTTP listener, and stops them all on SIGTERM or SIGINT after the
+//! deliveries in flight are finished.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,12 +9,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, InputTransport};
+use crate::config::{Config, InputTransport, PartnerTransport};
 use crate::error::{Error, Result};
 use crate::gateway::{registry, Gateway};
 use crate::telemetry::Telemetry;
 use crate::transport::amqp::AmqpInput;
 use crate::transport::http::{self, Ingest};
+use crate::transport::pull;
+use crate::transport::push::Pusher;
 use crate::transport::Partners;
 
 /// Runs the service described by the file at `config`, or the embedded
@@ -72,8 +75,8 @@ async fn wait_for_signal() {
 /// Runs a checked configuration until `shutdown` turns true.
 pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
     let telemetry = Arc::new(Telemetry::new());
-    let gateway = Arc::new(Gateway::new(&config, telemetry)?);
-    let partners = Arc::new(Partners::open(&config.origin, &config.partners)?);
+    let gateway = Arc::new(Gateway::new(&config, telemetry.clone())?);
+    let partners = Arc::new(Partners::open(&config, telemetry)?);
     let address = config.listen_address()?;
     let listener = TcpListener::bind(address)
         .await
@@ -95,6 +98,14 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()
             }
         }
     }
+    for (index, partner) in config.partners.iter().enumerate() {
+        if partner.transport == PartnerTransport::Http {
+            tracing::info!(partner = %partner.name, "pushing to the partner's HTTP endpoint");
+            let pusher = Pusher::new(gateway.clone(), &partners, index)?;
+            tasks.spawn(pusher.run(shutdown.clone()));
+        }
+    }
+    tasks.spawn(pull::prune(partners.clone(), shutdown.clone()));
     tasks.spawn(http::serve(
         listener,
         gateway.clone(),

@@ -87,6 +87,35 @@ pub enum Counted<'a> {
         /// The partner's name, or the dead-letter queue.
         partner: &'a str,
     },
+    /// A push to a partner's HTTP endpoint failed in a way that says
+    /// nothing about the messages; the same batch is sent again later.
+    PushFailed {
+        /// The partner's name.
+        partner: &'a str,
+        /// Why: `connect`, `timeout`, `request`, `status_5xx`, `status_3xx`
+        /// or `status_<code>` for a 4xx that is retried (401, 403, 404,
+        /// 407, 408, 425, 429).
+        reason: &'a str,
+        /// How many messages the batch held.
+        messages: u64,
+        /// How long until the next attempt.
+        retry_in: std::time::Duration,
+    },
+    /// A partner refused one message for good; it went to the dead letters
+    /// with the partner's answer.
+    PushRejected {
+        /// The partner's name.
+        partner: &'a str,
+        /// The HTTP status the partner answered.
+        status: u16,
+    },
+    /// A pull partner fetched messages from its outbox.
+    Pulled {
+        /// The partner's name.
+        partner: &'a str,
+        /// How many messages the page held.
+        messages: u64,
+    },
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -96,6 +125,8 @@ type Labels = Vec<(&'static str, String)>;
 pub struct Telemetry {
     counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
     connected: Mutex<BTreeMap<String, bool>>,
+    /// Messages waiting in the outbox, by partner.
+    pending: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Metric name prefix.
@@ -136,6 +167,15 @@ const HELP: &[(&str, &str)] = &[
         "publish_failed_total",
         "Deliveries that failed and were retried.",
     ),
+    (
+        "push_failed_total",
+        "Pushes to a partner's HTTP endpoint that failed and are retried, by reason.",
+    ),
+    (
+        "push_rejected_total",
+        "Messages a partner refused for good, sent to the dead letters.",
+    ),
+    ("pulled_total", "Messages fetched by pull partners."),
 ];
 
 impl Telemetry {
@@ -229,6 +269,37 @@ impl Telemetry {
                 tracing::warn!(partner, "delivery failed; the input message is requeued");
                 ("publish_failed_total", vec![("partner", partner.into())], 1)
             }
+            Counted::PushFailed {
+                partner,
+                reason,
+                messages,
+                retry_in,
+            } => {
+                tracing::warn!(
+                    partner,
+                    reason,
+                    messages,
+                    retry_in_ms = retry_in.as_millis() as u64,
+                    "push failed; the batch stays in the outbox and is sent again"
+                );
+                (
+                    "push_failed_total",
+                    vec![("partner", partner.into()), ("reason", reason.into())],
+                    1,
+                )
+            }
+            Counted::PushRejected { partner, status } => {
+                tracing::warn!(
+                    partner,
+                    status,
+                    "the partner refused a message for good; it went to the dead letters"
+                );
+                ("push_rejected_total", vec![("partner", partner.into())], 1)
+            }
+            Counted::Pulled { partner, messages } => {
+                tracing::debug!(partner, messages, "pulled");
+                ("pulled_total", vec![("partner", partner.into())], messages)
+            }
         };
         if let Ok(mut counters) = self.counters.lock() {
             *counters.entry((name, labels)).or_default() += amount;
@@ -241,6 +312,22 @@ impl Telemetry {
         if let Ok(mut connected) = self.connected.lock() {
             connected.insert(input.to_owned(), up);
         }
+    }
+
+    /// Notes how many messages wait in the outbox for `partner` (the
+    /// `outbox_pending` gauge).
+    pub fn set_outbox_pending(&self, partner: &str, messages: u64) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(partner.to_owned(), messages);
+        }
+    }
+
+    /// The `outbox_pending` gauge of `partner`, if it was set.
+    pub fn outbox_pending(&self, partner: &str) -> Option<u64> {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|pending| pending.get(partner).copied())
     }
 
     /// Whether every input that reported is connected.
@@ -295,6 +382,21 @@ impl Telemetry {
                     "{PREFIX}input_up{} {}",
                     label_text(&labels),
                     u8::from(*up)
+                );
+            }
+        }
+        if let Ok(pending) = self.pending.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP {PREFIX}outbox_pending Messages held in the outbox for a partner."
+            );
+            let _ = writeln!(out, "# TYPE {PREFIX}outbox_pending gauge");
+            for (partner, messages) in pending.iter() {
+                let labels = vec![("partner", partner.clone())];
+                let _ = writeln!(
+                    out,
+                    "{PREFIX}outbox_pending{} {messages}",
+                    label_text(&labels)
                 );
             }
         }

@@ -884,25 +884,35 @@ async fn intelmq_declared_queues_are_read_and_written_without_a_406() {
         &[("intelmq", &partner)],
         false,
     );
-    let log = dir.join("bridge-406.log");
-    let stderr = std::fs::File::create(&log).unwrap();
+    failing_start(
+        &path,
+        &dir.join("bridge-406.log"),
+        &[],
+        "PRECONDITION_FAILED",
+    );
+    broker.delete_all().await;
+}
+
+/// Runs a bridge that cannot get going until its log says `needle` (within
+/// ten seconds), then kills it; the log.
+fn failing_start(path: &Path, log: &Path, env: &[(&str, &Path)], needle: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
         .args(["serve", "--config"])
-        .arg(&path)
-        .stderr(stderr)
+        .arg(path)
+        .envs(env.iter().copied())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("PRECONDITION_FAILED")
-    {
-        assert!(Instant::now() < deadline, "expected a 406");
+    let mut text = String::new();
+    while !text.contains(needle) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(log).unwrap();
     }
     let _ = child.kill();
     let _ = child.wait();
-    broker.delete_all().await;
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    text
 }
 
 /// Closes, from the broker's side, every connection whose name contains
@@ -1328,24 +1338,7 @@ async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
     let log = stage.dir.join("untrusted.log");
     let empty = stage.dir.join("no-ca.pem");
     std::fs::write(&empty, "").unwrap();
-    let mut untrusted = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("SSL_CERT_FILE", &empty)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("reconnecting")
-    {
-        assert!(Instant::now() < deadline, "expected a refused certificate");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = untrusted.kill();
-    let _ = untrusted.wait();
-    let refusal = std::fs::read_to_string(&log).unwrap();
+    let refusal = failing_start(&path, &log, &[("SSL_CERT_FILE", &empty)], "reconnecting");
     assert!(refusal.to_lowercase().contains("certificate"), "{refusal}");
 
     let bridge = Bridge::start_with_env(
@@ -1364,6 +1357,99 @@ async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
         .await;
     assert_eq!(delivered.len(), 1);
     assert_eq!(seq_of(&delivered[0].0), Some(9));
+    assert!(bridge.stop().success());
+    broker.delete_all().await;
+}
+
+/// An AMQP input routed to a pull partner: each delivery is acknowledged
+/// once its messages are in the outbox, and the partner reads them all,
+/// as a file partner of the same format gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_input_feeds_the_outbox_of_a_pull_partner() {
+    use sha2::{Digest, Sha256};
+    if !broker_available() {
+        return;
+    }
+    const COUNT: usize = 40;
+    const TOKEN: &str = "pull-token";
+    let Stage {
+        dir,
+        broker,
+        input,
+        port,
+    } = Stage::new("pull").await;
+    let digest: String = Sha256::digest(TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let archive = dir.join("archive.jsonl");
+    let text = format!(
+        r#"origin = "{ORIGIN}"
+[http]
+listen = "127.0.0.1:{port}"
+[store]
+path = "{store}"
+[[inputs]]
+name = "in"
+url = "{URL}"
+queue = "{input}"
+[[partners]]
+name = "feed"
+format = "idea"
+transport = "pull"
+token_sha256 = "{digest}"
+{SEES_ALL}
+[[partners]]
+name = "archive"
+format = "idea"
+transport = "file"
+path = "{archive}"
+{SEES_ALL}
+[[routes]]
+input = "in"
+partners = ["feed", "archive"]
+"#,
+        store = dir.join("store").display(),
+        archive = archive.display(),
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, text).unwrap();
+    let bridge = Bridge::start(&path, port, &dir.join("bridge.log"));
+    let fixtures = intelmq_fixtures();
+    let bodies: Vec<Vec<u8>> = (0..COUNT)
+        .map(|seq| mixed_message(&fixtures, seq))
+        .collect();
+    broker.publish(&input, &bodies).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bridge.metric("received_total", &[]) < COUNT as u64 || broker.depth(&input).await > 0 {
+        assert!(Instant::now() < deadline, "not every message was taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let translated = bridge.metric("translated_total", &["partner=\"feed\""]);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /v1/partners/feed/events?limit=1000 HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let page: Value = serde_json::from_str(body).unwrap();
+    let pulled: Vec<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(pulled.len() as u64, translated);
+    let archived: Vec<String> = std::fs::read_to_string(&archive)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pulled, archived);
+    assert_eq!(page["next"], translated.to_string());
     assert!(bridge.stop().success());
     broker.delete_all().await;
 }

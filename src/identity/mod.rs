@@ -25,6 +25,7 @@ use crate::formats::idea;
 
 pub use fingerprint::Fingerprint;
 pub use redis_store::RedisStore;
+pub(crate) use store::unix_now;
 pub use store::{FileStore, SeenStore, DEFAULT_RETENTION};
 
 /// Where a seen-store lives.

@@ -48,8 +48,8 @@ fn store_error(error: impl std::fmt::Display) -> Error {
     Error::Store(error.to_string())
 }
 
-/// Seconds since the Unix epoch.
-pub(super) fn unix_now() -> u64 {
+/// Seconds since the Unix epoch (also the outbox's clock).
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())

@@ -243,16 +243,15 @@ impl AmqpInput {
             .channels
             .insert(self.config.url.clone(), input_outlet);
         for partner in self.amqp_partners() {
-            if !outlets.channels.contains_key(&partner.url) {
-                let other = connect(&partner.url, name).await?;
+            let url = partner.broker_url();
+            if !outlets.channels.contains_key(url) {
+                let other = connect(url, name).await?;
                 let outlet = channel(&other).await?;
                 confirm(&outlet).await?;
-                outlets.channels.insert(partner.url.clone(), outlet);
+                outlets.channels.insert(url.to_owned(), outlet);
                 connections.push(other);
             }
-            if let (Some(queue), Some(outlet)) =
-                (&partner.queue, outlets.channels.get(&partner.url))
-            {
+            if let (Some(queue), Some(outlet)) = (&partner.queue, outlets.channels.get(url)) {
                 declare_queue(outlet, queue, partner.declare).await?;
             }
         }
@@ -307,7 +306,21 @@ impl AmqpInput {
                         }
                         continue;
                     }
-                    let outlet = outlets.channels.get(&partner.url).ok_or_else(|| {
+                    if partner.transport.uses_outbox() {
+                        // Durable in the outbox before the delivery is
+                        // acknowledged; the push worker or the pull
+                        // endpoint takes it from there.
+                        if let Err(error) = self
+                            .partners
+                            .deliver(routed.partner, &routed.messages)
+                            .await
+                        {
+                            tracing::error!(partner = %partner.name, %error, "appending to the outbox");
+                            waiting.failed.push(partner.name.clone());
+                        }
+                        continue;
+                    }
+                    let outlet = outlets.channels.get(partner.broker_url()).ok_or_else(|| {
                         Error::Transport(format!("no channel for partner {}", partner.name))
                     })?;
                     let (exchange, routing_key) = partner.destination();
@@ -472,7 +485,7 @@ impl Publisher {
         let outlet = match link {
             Some((_, outlet)) => outlet,
             None => {
-                let connection = connect(&self.partner.url, &self.name).await?;
+                let connection = connect(self.partner.broker_url(), &self.name).await?;
                 let outlet = channel(&connection).await?;
                 confirm(&outlet).await?;
                 if let Some(queue) = &self.partner.queue {

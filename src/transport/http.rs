@@ -31,7 +31,7 @@ use crate::identity::Verdict;
 use crate::input::Records;
 use crate::rate_limit::TokenBucket;
 use crate::telemetry::Counted;
-use crate::transport::Partners;
+use crate::transport::{pull, Partners};
 
 /// The `Content-Type`s the ingest takes (besides none at all): every one
 /// is read the same way, as one document, an array or JSON Lines.
@@ -125,6 +125,7 @@ fn routes(
                 ),
             })
     };
+    let pull = pull::route(gateway.clone(), partners.clone());
     let events = warp::path!("v1" / "events")
         .and(warp::post())
         .and(warp::header::headers_cloned())
@@ -157,6 +158,8 @@ fn routes(
         .or(health.map(Reply::into_response))
         .unify()
         .or(events.map(Reply::into_response))
+        .unify()
+        .or(pull)
         .unify()
         .boxed()
 }
