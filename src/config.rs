@@ -287,6 +287,14 @@ pub struct PartnerConfig {
     pub rate_burst: f64,
     /// For `http`: the bearer token sent to the partner's endpoint.
     pub push_token: Option<String>,
+    /// For `https` pushes: a PEM file of the certificate authorities to
+    /// trust for this partner instead of the system's (Warden runs its own).
+    pub push_ca: Option<PathBuf>,
+    /// For `https` pushes: this instance's client certificate (PEM, with
+    /// its chain), which partners such as Warden authenticate senders by.
+    pub push_client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `push_client_cert`.
+    pub push_client_key: Option<PathBuf>,
     /// For `http`: the most messages POSTed in one request.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -422,6 +430,9 @@ impl Config {
             rate_limit: default_rate_limit(),
             rate_burst: default_rate_burst(),
             push_token: None,
+            push_ca: None,
+            push_client_cert: None,
+            push_client_key: None,
             batch_size: default_batch_size(),
             retry_initial_ms: default_retry_initial_ms(),
             retry_max_ms: default_retry_max_ms(),
@@ -579,6 +590,11 @@ impl Config {
                     if value == 0 {
                         return Err(Error::Config(format!("{key}.{field}: must be at least 1")));
                     }
+                }
+                if partner.push_client_cert.is_some() != partner.push_client_key.is_some() {
+                    return Err(Error::Config(format!(
+                        "{key}: give both push_client_cert and push_client_key, or neither"
+                    )));
                 }
                 if partner.retry_max_ms < partner.retry_initial_ms {
                     return Err(Error::Config(format!(
@@ -822,6 +838,12 @@ mod tests {
         let message = error(&format!("{}{store}", partner(amqp)));
         assert!(
             message.contains("partners[0].url: \"amqp://127.0.0.1/\" is not an http"),
+            "{message}"
+        );
+        let half = format!("{push}\npush_client_cert = \"/etc/bridge/cert.pem\"");
+        let message = error(&format!("{}{store}", partner(&half)));
+        assert!(
+            message.contains("partners[0]: give both push_client_cert and push_client_key"),
             "{message}"
         );
         let slow = format!("{push}\nretry_initial_ms = 10\nretry_max_ms = 5");

@@ -1279,43 +1279,6 @@ async fn a_partner_per_format_gets_every_event_in_its_own_format() {
     broker.delete_all().await;
 }
 
-/// A TLS front for the local broker, as a partner's `amqps://` endpoint
-/// would be: a certificate for `localhost`, made for the test and written
-/// as a PEM file to trust, and a task that forwards each TLS connection to
-/// 127.0.0.1:5672. Returns the port and the certificate's path.
-async fn tls_front(dir: &Path) -> (u16, PathBuf) {
-    use tokio_rustls::rustls;
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let pem = dir.join("broker-ca.pem");
-    std::fs::write(&pem, certified.cert.pem()).unwrap();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key.into())
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut client) = acceptor.accept(client).await else {
-                    return;
-                };
-                let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-            });
-        }
-    });
-    (port, pem)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
     if !broker_available() {
@@ -1323,7 +1286,9 @@ async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
     }
     let mut stage = Stage::new("tls").await;
     let output = stage.output("out");
-    let (tls_port, ca) = tls_front(&stage.dir).await;
+    let pki = common::tls::Pki::new(&stage.dir);
+    let broker_address = "127.0.0.1:5672".parse().unwrap();
+    let tls_port = pki.front(broker_address, false).await;
     let tls_url = format!("amqps://guest:guest@localhost:{tls_port}/%2f");
     let partner = format!("format = \"intelmq\"\nqueue = \"{output}\"");
     let path = stage.config("format = \"intelmq\"", &[("out", &partner)], false);
@@ -1345,7 +1310,7 @@ async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
         &path,
         stage.port,
         &stage.dir.join("bridge.log"),
-        &[("SSL_CERT_FILE", &ca)],
+        &[("SSL_CERT_FILE", &pki.ca)],
     );
     let Stage { broker, input, .. } = stage;
     let event = numbered(&intelmq_fixtures()[0], 9);

@@ -106,6 +106,16 @@ impl Partner {
 /// The config of a bridge with an HTTP ingest routed to `warden` (IDEA,
 /// pushed to `partner_port`) and `archive` (IDEA, a file).
 fn config(dir: &Path, port: u16, partner_port: u16, timeout_ms: u64) -> PathBuf {
+    config_to(
+        dir,
+        port,
+        &format!("http://127.0.0.1:{partner_port}/warden/events"),
+        &format!("timeout_ms = {timeout_ms}"),
+    )
+}
+
+/// The same with `warden` at `url`, with `extra` keys.
+fn config_to(dir: &Path, port: u16, url: &str, extra: &str) -> PathBuf {
     let text = format!(
         r#"
 origin = "cert-p"
@@ -120,12 +130,12 @@ transport = "http"
 name = "warden"
 format = "idea"
 transport = "http"
-url = "http://127.0.0.1:{partner_port}/warden/events"
+url = "{url}"
 push_token = "{PUSH_TOKEN}"
 batch_size = 3
 retry_initial_ms = 50
 retry_max_ms = 200
-timeout_ms = {timeout_ms}
+{extra}
 [[partners]]
 name = "archive"
 format = "idea"
@@ -399,4 +409,43 @@ fn a_partner_too_slow_to_answer_gets_the_batch_again() {
     }
     assert_eq!(unique, archive(&dir));
     assert!(pushed.len() > unique.len(), "{pushed:?}");
+}
+
+#[test]
+fn an_https_partner_is_reached_with_its_own_ca_and_this_instances_certificate() {
+    let dir = common::scratch("push-tls");
+    let (port, partner_port) = (common::free_port(), common::free_port());
+    let partner = Partner::start(partner_port, Box::new(|_, _| now(200, "")));
+    // The partner behind TLS that wants a client certificate of its CA.
+    let pki = common::tls::Pki::new(&dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let front = runtime.block_on(pki.front(([127, 0, 0, 1], partner_port).into(), true));
+    let url = format!("https://localhost:{front}/warden/events");
+    let trust = format!("push_ca = \"{}\"", pki.ca.display());
+    let event = scanner("192.0.2.10", "GREEN");
+    {
+        // Trusting the partner, but without a certificate of our own: the
+        // handshake fails, nothing arrives, the event waits in the outbox.
+        let mut server = start(&config_to(&dir, port, &url, &trust), port);
+        ingest(port, std::slice::from_ref(&event));
+        wait_until("a failed handshake", || {
+            metrics(port).contains(r#"intelmq_bridge_push_failed_total{partner="warden""#)
+        });
+        assert!(partner.requests().is_empty());
+        assert!(server.terminate(), "serve stops cleanly");
+    }
+    let identified = format!(
+        "{trust}\npush_client_cert = \"{}\"\npush_client_key = \"{}\"",
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let _server = start(&config_to(&dir, port, &url, &identified), port);
+    wait_until("the event at the partner", || {
+        !partner.accepted().is_empty()
+    });
+    assert_eq!(pushed(&partner.accepted()), archive(&dir));
+    assert_eq!(
+        partner.requests()[0].authorization.as_deref(),
+        Some("Bearer push-secret")
+    );
 }

@@ -11,6 +11,7 @@
 //! with the partner's answer. Delivery is at least once: a batch the
 //! partner took but did not get to answer is sent again.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
+use crate::config::PartnerConfig;
 use crate::error::{Error, Result};
 use crate::gateway::Gateway;
 use crate::outbox::{self, Entry, Outbox};
@@ -118,6 +120,48 @@ pub struct Pusher {
     client: reqwest::Client,
 }
 
+/// The partner's own TLS settings: the certificate authorities to trust
+/// instead of the system's, and this instance's client certificate.
+fn with_tls(
+    mut client: reqwest::ClientBuilder,
+    config: &PartnerConfig,
+    key: &str,
+) -> Result<reqwest::ClientBuilder> {
+    let read = |field: &str, path: &Path| {
+        std::fs::read(path)
+            .map_err(|e| Error::Config(format!("{key}.{field}: {}: {e}", path.display())))
+    };
+    if let Some(path) = &config.push_ca {
+        let authorities = reqwest::Certificate::from_pem_bundle(&read("push_ca", path)?)
+            .map_err(|e| Error::Config(format!("{key}.push_ca: {}: {e}", path.display())))?;
+        if authorities.is_empty() {
+            return Err(Error::Config(format!(
+                "{key}.push_ca: {}: no certificate in it",
+                path.display()
+            )));
+        }
+        client = authorities
+            .into_iter()
+            .fold(client.tls_built_in_root_certs(false), |client, ca| {
+                client.add_root_certificate(ca)
+            });
+    }
+    if let (Some(cert), Some(private)) = (&config.push_client_cert, &config.push_client_key) {
+        let mut pem = read("push_client_cert", cert)?;
+        pem.push(b'\n');
+        pem.extend(read("push_client_key", private)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            Error::Config(format!(
+                "{key}.push_client_cert: {} with {}: {e}",
+                cert.display(),
+                private.display()
+            ))
+        })?;
+        client = client.identity(identity);
+    }
+    Ok(client)
+}
+
 impl Pusher {
     /// The worker of partner `index`, an `http` partner of a checked
     /// configuration.
@@ -141,7 +185,8 @@ impl Pusher {
             // A redirect of a POST would become a GET: a 3xx is retried
             // and logged instead, for the operator to fix the URL.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("intelmq-bridge/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("intelmq-bridge/", env!("CARGO_PKG_VERSION")));
+        let client = with_tls(client, config, &key)?
             .build()
             .map_err(|e| Error::Config(format!("{key}: the HTTP client: {e}")))?;
         Ok(Pusher {

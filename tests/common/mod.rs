@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod amqp;
+pub mod tls;
 
 use std::fs;
 use std::io::Write;
