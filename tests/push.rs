@@ -187,6 +187,30 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Ingests three events while the partner is down, then stops the bridge:
+/// the outbox holds them, to go out as one batch at the next start.
+fn queue_three_while_down(config: &Path, port: u16) {
+    let events: Vec<String> = ["203.0.113.1", "203.0.113.66", "203.0.113.3"]
+        .iter()
+        .map(|ip| scanner(ip, "GREEN"))
+        .collect();
+    let mut server = start(config, port);
+    ingest(port, &events);
+    wait_until("three events waiting", || {
+        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 3"#)
+    });
+    assert!(server.terminate(), "serve stops cleanly");
+}
+
+/// The dead letters written under `dir`'s store.
+fn dead_letters(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("store/dead-letters.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// The lines the file partner got, as written.
 fn archive(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("archive.jsonl"))
@@ -322,18 +346,7 @@ fn a_message_the_partner_refuses_goes_to_the_dead_letters_and_the_rest_arrive() 
     let dir = common::scratch("push-reject");
     let (port, partner_port) = (common::free_port(), common::free_port());
     let config = config(&dir, port, partner_port, 5000);
-    let events: Vec<String> = ["203.0.113.1", "203.0.113.66", "203.0.113.3"]
-        .iter()
-        .map(|ip| scanner(ip, "GREEN"))
-        .collect();
-    {
-        let mut server = start(&config, port);
-        ingest(port, &events);
-        wait_until("three events waiting", || {
-            metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 3"#)
-        });
-        assert!(server.terminate(), "serve stops cleanly");
-    }
+    queue_three_while_down(&config, port);
     let partner = Partner::start(
         partner_port,
         Box::new(|_, body| match body.contains("203.0.113.66") {
@@ -357,11 +370,7 @@ fn a_message_the_partner_refuses_goes_to_the_dead_letters_and_the_rest_arrive() 
         "one batch of three first"
     );
 
-    let letters = std::fs::read_to_string(dir.join("store/dead-letters.jsonl")).unwrap();
-    let letters: Vec<Value> = letters
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let letters = dead_letters(&dir);
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
     assert_eq!(letter["stage"], "push");
@@ -447,5 +456,35 @@ fn an_https_partner_is_reached_with_its_own_ca_and_this_instances_certificate() 
     assert_eq!(
         partner.requests()[0].authorization.as_deref(),
         Some("Bearer push-secret")
+    );
+}
+
+#[test]
+fn a_warden_refusal_dead_letters_only_the_events_it_names() {
+    let dir = common::scratch("push-warden");
+    let (port, partner_port) = (common::free_port(), common::free_port());
+    let config = config(&dir, port, partner_port, 5000);
+    queue_three_while_down(&config, port);
+    // As a Warden server answers a batch with one invalid event: it saved
+    // the others, and says which one it refused by its index.
+    let refusal = r#"{"method": "sendEvents", "req_id": 1, "errors": [{"error": 460, "message": "Validation error", "events": [1]}]}"#;
+    let partner = Partner::start(partner_port, Box::new(move |_, _| now(460, refusal)));
+    let _server = start(&config, port);
+    wait_until("an empty outbox", || {
+        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
+    });
+    // One request: the saved events are not sent again.
+    let requests = partner.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let archive = archive(&dir);
+    assert_eq!(pushed(&[requests[0].body.clone()]), archive);
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["status"], 460);
+    assert_eq!(letters[0]["message"].to_string(), archive[1]);
+    let metrics = metrics(port);
+    assert!(
+        metrics.contains(r#"intelmq_bridge_published_total{partner="warden",format="idea"} 2"#),
+        "{metrics}"
     );
 }

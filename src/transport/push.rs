@@ -59,6 +59,25 @@ fn verdict(status: u16) -> Verdict {
     }
 }
 
+/// Which messages of a batch of `count` a refusal names, when the answer
+/// says so the way a Warden 3 server does: `{"errors": [{"error": 460,
+/// "events": [0, 3], ...}]}`, indexes into the posted array. Warden stores
+/// the other events of the batch, so they count as delivered and are not
+/// sent again. `None` when any error names no events (it applies to them
+/// all) or the answer is not of that shape.
+fn refused_indexes(answer: &str, count: usize) -> Option<Vec<bool>> {
+    let answer: Value = serde_json::from_str(answer).ok()?;
+    let errors = answer.get("errors")?.as_array()?;
+    let mut refused = vec![false; count];
+    for error in errors {
+        for index in error.get("events")?.as_array()? {
+            let index = usize::try_from(index.as_u64()?).ok()?;
+            *refused.get_mut(index)? = true;
+        }
+    }
+    refused.contains(&true).then_some(refused)
+}
+
 /// The wait before the next attempt after `failures` failures in a row:
 /// `initial`, doubling with each failure, never more than `max`.
 pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
@@ -248,8 +267,10 @@ impl Pusher {
         }
     }
 
-    /// Settles one batch: delivered, or, when the partner refuses it, one
-    /// message at a time, each delivered or dead-lettered.
+    /// Settles one batch: delivered, or, when the partner refuses it, the
+    /// messages its answer names are dead-lettered and the others count as
+    /// delivered; when the answer names none, one message at a time, each
+    /// delivered or dead-lettered.
     async fn push(
         &self,
         batch: &[Entry],
@@ -261,7 +282,16 @@ impl Pusher {
             (Settled::Rejected { status, answer }, [entry]) => {
                 self.dead_letter(entry, status, answer).await
             }
-            (Settled::Rejected { .. }, _) => {
+            (Settled::Rejected { status, answer }, _) => {
+                if let Some(refused) = refused_indexes(&answer, batch.len()) {
+                    for (entry, refused) in batch.iter().zip(refused) {
+                        match refused {
+                            true => self.dead_letter(entry, status, answer.clone()).await?,
+                            false => self.delivered(std::slice::from_ref(entry)).await?,
+                        }
+                    }
+                    return Ok(());
+                }
                 for entry in batch {
                     let one = std::slice::from_ref(entry);
                     match self.settle(one, shutdown).await? {
@@ -422,6 +452,23 @@ async fn answer_text(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warden_refusal_names_the_refused_events() {
+        let answer = r#"{"method": "sendEvents", "req_id": 7, "errors": [
+            {"error": 460, "message": "Validation error", "events": [0, 2]},
+            {"error": 422, "message": "Node name mismatch", "events": [2]}]}"#;
+        assert_eq!(
+            refused_indexes(answer, 4),
+            Some(vec![true, false, true, false])
+        );
+        // An error without events applies to all; an index out of the
+        // batch, or any other shape, says nothing usable.
+        let all = r#"{"errors": [{"error": 400, "message": "Deserialization error"}]}"#;
+        for answer in [all, r#"{"errors": [{"events": [9]}]}"#, "Bad Request", "{}"] {
+            assert_eq!(refused_indexes(answer, 4), None, "{answer}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_maximum() {
