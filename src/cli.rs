@@ -359,12 +359,8 @@ impl<W: Write> Run<'_, W> {
         }
         let encoded = parallel_map(&groups, self.workers, |(_, envelopes)| {
             let mut lines = Vec::new();
-            let messages = translator.encode(envelopes)?;
-            for message in &messages {
-                serde_json::to_writer(&mut lines, message)?;
-                lines.push(b'\n');
-            }
-            Ok((lines, messages.len()))
+            let count = translator.encode_lines(envelopes, &mut lines)?;
+            Ok((lines, count))
         });
         for step in steps {
             match step {
