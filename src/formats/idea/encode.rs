@@ -5,14 +5,16 @@
 //! fields that the IDEA keys do not give back exactly, and which Source and
 //! Target entry are its own. What the IDEA keys give back is decided by
 //! running the decoder's own reading ([`carried_fields`]) on the message
-//! just built, so the round trip is exact by construction.
+//! just built, so the round trip is exact by construction; only the Source
+//! and Target fields copied one to one from a lone event are known to come
+//! back without reading the entries ([`copied_side_fields`]).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
-use super::decode::{carried_fields, ORIG_DATA};
+use super::decode::{carried_fields, carried_fields_beside_entries, ORIG_DATA};
 use super::mapping::Tables;
 use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
 use crate::envelope::{derived_id, Envelope};
@@ -151,11 +153,27 @@ fn carry(
         let fields = event.payload.fields();
         // A Report's fields were checked against the Report table.
         let known = (event.meta.kind == MessageType::Event).then_some(fields);
-        let (source_entry, target_entry) = (entry(0, source), entry(1, target));
-        let recovered = carried_fields(idea, source_entry, target_entry, harmonization, known)?;
+        let entries = [entry(0, source), entry(1, target)];
+        let copied = match known {
+            Some(fields) if events.len() == 1 => copied_side_fields(fields, entries, tables),
+            _ => None,
+        };
+        let (recovered, copied) = match copied {
+            Some(copied) => {
+                let recovered = carried_fields_beside_entries(idea, entries, harmonization, known)?;
+                (recovered, copied)
+            }
+            None => {
+                let [source, target] = entries;
+                let recovered = carried_fields(idea, source, target, harmonization, known)?;
+                (recovered, Vec::new())
+            }
+        };
         let rest: Map<String, Value> = fields
             .iter()
-            .filter(|(key, value)| recovered.get(*key) != Some(*value))
+            .filter(|(key, value)| {
+                !copied.contains(&key.as_str()) && recovered.get(*key) != Some(*value)
+            })
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         let absent: Vec<Value> = recovered
@@ -192,6 +210,41 @@ fn carry(
         .collect();
     carry.insert("events".into(), list.into());
     Ok(Value::Object(carry))
+}
+
+/// The Source and Target fields of a lone event that [`sides`] copied one
+/// to one into the message's `entries` (its address from `*.ip`, the side
+/// table, its local address), when nothing else shapes those entries: no
+/// `extra.idea*` keys, no address from `*.network`. The decoder gives these
+/// back exactly as the event holds them, so they need not be read back
+/// ([`carried_fields_beside_entries`]); None when the entries must be read.
+fn copied_side_fields<'t>(
+    fields: &Map<String, Value>,
+    entries: [Option<&Map<String, Value>>; 2],
+    tables: &'t Tables,
+) -> Option<Vec<&'t str>> {
+    let mut extra_keys = EXTRA_SIDE_KEYS.iter().chain([&EXTRA_TOP_KEY]);
+    if extra_keys.any(|key| fields.contains_key(*key)) {
+        return None;
+    }
+    let mut copied = Vec::new();
+    for (names, entry) in tables.side_fields.iter().zip(entries) {
+        if entry.is_none() {
+            continue;
+        }
+        match fields.get(&names.ip) {
+            Some(Value::String(_)) => copied.push(names.ip.as_str()),
+            Some(_) => return None,
+            None if fields.contains_key(&names.network) => return None,
+            None => {}
+        }
+        let pairs = names.pairs.iter().filter(|name| fields.contains_key(*name));
+        copied.extend(pairs.map(String::as_str));
+        if let Some(Value::String(_)) = fields.get(&names.local_ip) {
+            copied.push(names.local_ip.as_str());
+        }
+    }
+    Some(copied)
 }
 
 /// One event's share of `_intelmq`: the fields to carry, the fields to
@@ -579,5 +632,77 @@ fn address_key<'k>(address: &str, v4: &'k str, v6: &'k str) -> &'k str {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => v6,
         _ => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::intelmq::IntelMq;
+    use crate::formats::{DecodeContext, Format};
+
+    /// Every IntelMQ fixture event, flat or as an envelope.
+    fn fixture_events() -> Vec<Envelope> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let context = DecodeContext::new("cert-test");
+        let mut events = Vec::new();
+        for folder in ["fixtures/intelmq/valid", "fixtures/idea/from-intelmq"] {
+            for file in std::fs::read_dir(root.join(folder)).unwrap() {
+                let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+                let value: Value = serde_json::from_str(&text).unwrap();
+                let messages = match value {
+                    Value::Array(items) => items,
+                    one => vec![one],
+                };
+                for message in messages {
+                    let decoded = match Envelope::wire_form(&message) {
+                        Some(_) => Envelope::from_value(message, context.harmonization)
+                            .map(|envelope| vec![envelope]),
+                        None => IntelMq.decode(message, &context),
+                    };
+                    events.extend(decoded.unwrap());
+                }
+            }
+        }
+        events
+    }
+
+    /// What `carry` relies on: for a lone event whose side fields were
+    /// copied one to one, reading the entries gives back exactly those
+    /// fields with the event's values, and nothing else changes.
+    #[test]
+    fn copied_side_fields_are_what_the_entries_give_back() {
+        let tables = Tables::get();
+        let harmonization = Harmonization::intelmq();
+        let context = EncodeContext::new("cert-test");
+        let mut checked = 0;
+        for event in fixture_events() {
+            let Value::Object(idea) = message(&[&event], None, &context).unwrap() else {
+                panic!("an IDEA message is an object")
+            };
+            let fields = event.payload.fields();
+            let entry = |side: &str| {
+                let list = idea.get(side)?.as_array()?;
+                list.first()?.as_object()
+            };
+            let entries = [entry("Source"), entry("Target")];
+            let Some(copied) = copied_side_fields(fields, entries, tables) else {
+                continue;
+            };
+            let [source, target] = entries;
+            let full = carried_fields(&idea, source, target, harmonization, Some(fields)).unwrap();
+            let beside =
+                carried_fields_beside_entries(&idea, entries, harmonization, Some(fields)).unwrap();
+            for key in &copied {
+                assert_eq!(full.get(*key), fields.get(*key), "{key}");
+            }
+            let rest: Vec<(&String, &Value)> = full
+                .iter()
+                .filter(|(key, _)| !copied.contains(&key.as_str()))
+                .collect();
+            assert_eq!(rest, beside.iter().collect::<Vec<_>>());
+            checked += 1;
+        }
+        assert!(checked > 5, "only {checked} events took the short way");
     }
 }
