@@ -107,7 +107,8 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         return Err(Error::shape("nothing to encode"));
     };
 
-    let mut idea = Map::new();
+    // Sized for every key a message can get, so the map never grows.
+    let mut idea = Map::with_capacity(top.len() + RESERVED_KEYS.len() + 1);
     idea.insert("Format".into(), "IDEA0".into());
     ids(&mut idea, events, group);
     for (key, value) in top {
@@ -184,7 +185,7 @@ fn carry(
         carried.push((rest, absent, source, target));
     }
     let common = common_fields(&mut carried);
-    let mut carry = Map::new();
+    let mut carry = Map::with_capacity(2);
     if !common.is_empty() {
         carry.insert("payload".into(), Value::Object(common));
     }
@@ -192,7 +193,7 @@ fn carry(
         .iter()
         .zip(carried)
         .map(|(event, (rest, absent, source, target))| {
-            let mut entry = Map::new();
+            let mut entry = Map::with_capacity(5);
             entry.insert("meta".into(), event.meta.to_value());
             if !rest.is_empty() {
                 entry.insert("payload".into(), Value::Object(rest));
@@ -402,7 +403,8 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
     let fields = event.payload.fields();
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
-    let mut top = Map::new();
+    // Sized for the table and the five computed keys, so it rarely grows.
+    let mut top = Map::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
             top.insert(pair.idea.clone(), value.clone());
@@ -544,7 +546,10 @@ fn sides(
     kind: Option<&str>,
     tables: &Tables,
 ) -> [Option<Map<String, Value>>; 2] {
-    let mut entries: [Map<String, Value>; 2] = [Map::new(), Map::new()];
+    // Sized for the side table and the other keys `sides` writes.
+    let capacity = tables.side.len() + 5;
+    let mut entries: [Map<String, Value>; 2] =
+        [Map::with_capacity(capacity), Map::with_capacity(capacity)];
     let mut has_content = [false, false];
     for (index, (((names, entry), content), extra_key)) in tables
         .side_fields
