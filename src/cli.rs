@@ -216,7 +216,13 @@ fn place(record: &Record) -> String {
 }
 
 fn parse_record(record: &Record) -> Result<Value> {
-    Ok(serde_json::from_slice(&record.bytes)?)
+    // Text checked as UTF-8 once, whole, is parsed without serde_json
+    // checking every string again; bytes that are not UTF-8 are parsed as
+    // bytes, so that the error names where they fail, as it always did.
+    match std::str::from_utf8(&record.bytes) {
+        Ok(text) => Ok(serde_json::from_str(text)?),
+        Err(_) => Ok(serde_json::from_slice(&record.bytes)?),
+    }
 }
 
 fn translate(args: TranslateArgs) -> Result<Summary> {
