@@ -170,13 +170,16 @@ fn carry(
                 (recovered, Vec::new())
             }
         };
-        let rest: Map<String, Value> = fields
-            .iter()
-            .filter(|(key, value)| {
-                !copied.contains(&key.as_str()) && recovered.get(*key) != Some(*value)
-            })
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+        // Sized for every field, so the map never grows while filling.
+        let mut rest = Map::with_capacity(fields.len());
+        rest.extend(
+            fields
+                .iter()
+                .filter(|(key, value)| {
+                    !copied.contains(&key.as_str()) && recovered.get(*key) != Some(*value)
+                })
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
         let absent: Vec<Value> = recovered
             .keys()
             .filter(|key| !fields.contains_key(*key))
