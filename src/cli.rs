@@ -292,6 +292,10 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
 /// small enough that memory stays flat.
 const BATCH: usize = 1024;
 
+/// Room for a group's output lines, enough for a typical 1 KB event in any
+/// format, so that the buffer is not regrown a byte size at a time.
+const LINES_CAPACITY: usize = 2048;
+
 /// One step of a batch's output, in input order.
 enum Step {
     /// Record `index` of the batch could not be decoded.
@@ -364,7 +368,7 @@ impl<W: Write> Run<'_, W> {
             }
         }
         let encoded = parallel_map(&groups, self.workers, |(_, envelopes)| {
-            let mut lines = Vec::new();
+            let mut lines = Vec::with_capacity(LINES_CAPACITY);
             let count = translator.encode_lines(envelopes, &mut lines)?;
             Ok((lines, count))
         });
