@@ -227,28 +227,52 @@ fn copied_side_fields<'t>(
     entries: [Option<&Map<String, Value>>; 2],
     tables: &'t Tables,
 ) -> Option<Vec<&'t str>> {
-    let mut extra_keys = EXTRA_SIDE_KEYS.iter().chain([&EXTRA_TOP_KEY]);
-    if extra_keys.any(|key| fields.contains_key(*key)) {
-        return None;
-    }
+    // One pass over the event's fields, matching names by their side
+    // prefix and suffix: cheaper than hashing every name the tables have.
     let mut copied = Vec::new();
-    for (names, entry) in tables.side_fields.iter().zip(entries) {
-        if entry.is_none() {
-            continue;
+    let mut address = [Address::None; 2];
+    for (key, value) in fields {
+        if key.starts_with(EXTRA_TOP_KEY)
+            && (key == EXTRA_TOP_KEY || EXTRA_SIDE_KEYS.contains(&key.as_str()))
+        {
+            return None;
         }
-        match fields.get(&names.ip) {
-            Some(Value::String(_)) => copied.push(names.ip.as_str()),
-            Some(_) => return None,
-            None if fields.contains_key(&names.network) => return None,
-            None => {}
-        }
-        let pairs = names.pairs.iter().filter(|name| fields.contains_key(*name));
-        copied.extend(pairs.map(String::as_str));
-        if let Some(Value::String(_)) = fields.get(&names.local_ip) {
-            copied.push(names.local_ip.as_str());
+        let sides = tables.sides.iter().zip(&tables.side_fields).zip(entries);
+        for (((side, names), entry), address) in sides.zip(&mut address) {
+            let suffix = key
+                .strip_prefix(side.intelmq.as_str())
+                .and_then(|rest| rest.strip_prefix('.'));
+            let (Some(suffix), Some(_)) = (suffix, entry) else {
+                continue;
+            };
+            match suffix {
+                "ip" if value.is_string() => {
+                    copied.push(names.ip.as_str());
+                    *address = Address::Ip;
+                }
+                "ip" => return None,
+                "network" if *address == Address::None => *address = Address::Network,
+                "local_ip" if value.is_string() => copied.push(names.local_ip.as_str()),
+                _ => {
+                    let mut pairs = tables.side.iter().zip(&names.pairs);
+                    if let Some((_, name)) = pairs.find(|(pair, _)| pair.intelmq == suffix) {
+                        copied.push(name.as_str());
+                    }
+                }
+            }
         }
     }
-    Some(copied)
+    // An address from `*.network` is read back in its own way.
+    (!address.contains(&Address::Network)).then_some(copied)
+}
+
+/// Where a side's address comes from, as far as [`copied_side_fields`] has
+/// seen.
+#[derive(Clone, Copy, PartialEq)]
+enum Address {
+    None,
+    Ip,
+    Network,
 }
 
 /// One event's share of `_intelmq`: the fields to carry, the fields to
