@@ -170,13 +170,19 @@ fn carry(
                 (recovered, Vec::new())
             }
         };
+        // `recovered` holds a handful of fields: comparing their names
+        // costs less than hashing each of the event's to look it up.
+        let given_back = |key: &String| {
+            let found = recovered.iter().find(|(name, _)| *name == key);
+            found.map(|(_, value)| value)
+        };
         // Sized for every field, so the map never grows while filling.
         let mut rest = Map::with_capacity(fields.len());
         rest.extend(
             fields
                 .iter()
                 .filter(|(key, value)| {
-                    !copied.contains(&key.as_str()) && recovered.get(*key) != Some(*value)
+                    !copied.contains(&key.as_str()) && given_back(key) != Some(*value)
                 })
                 .map(|(key, value)| (key.clone(), value.clone())),
         );
