@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::envelope::{Envelope, WireForm};
 use crate::error::{Error, Result};
-use crate::formats::{DecodeContext, EncodeContext, Format, Registry};
+use crate::formats::{json, DecodeContext, EncodeContext, Format, Registry};
 
 /// Most split events held back waiting for the rest of their group; past
 /// this, incomplete groups are released as they are, so memory stays bounded.
@@ -92,6 +92,21 @@ impl<'r> Translator<'r> {
         match self.output {
             Output::Native => self.to.encode(events, &self.encode_context),
             Output::Envelope(form) => Ok(events.iter().map(|e| e.to_wire(form)).collect()),
+        }
+    }
+
+    /// [`Translator::encode`] written as JSON Lines onto `out`; returns how
+    /// many messages.
+    pub fn encode_lines(&self, events: &[Envelope], out: &mut Vec<u8>) -> Result<usize> {
+        match self.output {
+            Output::Native => self.to.encode_lines(events, &self.encode_context, out),
+            Output::Envelope(form) => {
+                for event in events {
+                    json::write_value(out, &event.to_wire(form));
+                    out.push(b'\n');
+                }
+                Ok(events.len())
+            }
         }
     }
 

@@ -282,11 +282,11 @@ impl Meta {
 
     /// The IEP04 JSON of this meta.
     pub fn to_value(&self) -> Value {
-        let mut meta = Map::new();
+        let mut meta = Map::with_capacity(5 + self.extensions.len());
         meta.insert("version".into(), self.version.into());
         meta.insert("type".into(), kind_name(self.kind).into());
         meta.insert("format".into(), self.format.clone().into());
-        let mut uuid = Map::new();
+        let mut uuid = Map::with_capacity(5);
         uuid.insert("origin".into(), self.uuid.origin.clone().into());
         uuid.insert("id".into(), self.uuid.id.to_string().into());
         for (name, list) in [

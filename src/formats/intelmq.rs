@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{DecodeContext, EncodeContext, Format};
+use super::{json, DecodeContext, EncodeContext, Format};
 use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -86,6 +86,46 @@ impl Format for IntelMq {
             .map(|envelope| flat_message(envelope, context.meta_in_extra))
             .collect())
     }
+
+    /// The flat messages written straight from the payloads, without a copy.
+    fn encode_lines(
+        &self,
+        events: &[Envelope],
+        context: &EncodeContext,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        for envelope in events {
+            write_flat_message(out, envelope, context.meta_in_extra);
+            out.push(b'\n');
+        }
+        Ok(events.len())
+    }
+}
+
+/// The text of [`flat_message`], written from the envelope as it is: the
+/// meta replaces a payload's own `extra.iep04` where it stands, as
+/// inserting it into the map does.
+fn write_flat_message(out: &mut Vec<u8>, envelope: &Envelope, with_meta: bool) {
+    let kind = Value::from(envelope.meta.kind.intelmq_name());
+    out.push(b'{');
+    json::write_entry(out, TYPE_KEY, &kind);
+    let meta = with_meta.then(|| envelope.meta.to_value());
+    let mut meta_written = false;
+    for (key, value) in envelope.payload.fields() {
+        out.push(b',');
+        match &meta {
+            Some(meta) if key == META_KEY => {
+                json::write_entry(out, key, meta);
+                meta_written = true;
+            }
+            _ => json::write_entry(out, key, value),
+        }
+    }
+    if let (Some(meta), false) = (&meta, meta_written) {
+        out.push(b',');
+        json::write_entry(out, META_KEY, meta);
+    }
+    out.push(b'}');
 }
 
 /// The flat IntelMQ message of an envelope: `__type` first, then the payload.
@@ -151,6 +191,38 @@ mod tests {
         assert!(flat["extra.iep04"]["uuid"]["id"].is_string());
         let again = decode(flat).unwrap();
         assert_eq!(again, envelopes);
+    }
+
+    #[test]
+    fn lines_are_the_messages_text() {
+        let mut envelopes = decode(scanner()).unwrap();
+        let mut own_meta = envelopes[0].clone();
+        let harmonization = Harmonization::intelmq();
+        let meta_field = json!({"not": "this meta"});
+        own_meta
+            .payload
+            .set(MessageType::Event, META_KEY, meta_field, harmonization)
+            .unwrap();
+        own_meta
+            .payload
+            .set(MessageType::Event, "comment", "after".into(), harmonization)
+            .unwrap();
+        envelopes.push(own_meta);
+        for meta_in_extra in [false, true] {
+            let mut context = EncodeContext::new("cert-test");
+            context.meta_in_extra = meta_in_extra;
+            let mut lines = Vec::new();
+            let count = IntelMq
+                .encode_lines(&envelopes, &context, &mut lines)
+                .unwrap();
+            let mut expected = Vec::new();
+            for message in IntelMq.encode(&envelopes, &context).unwrap() {
+                serde_json::to_writer(&mut expected, &message).unwrap();
+                expected.push(b'\n');
+            }
+            assert_eq!(count, 2);
+            assert_eq!(String::from_utf8(lines), String::from_utf8(expected));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod idea;
 pub mod intelmq;
+pub mod json;
 pub mod n6;
 pub mod stix;
 
@@ -58,7 +59,8 @@ impl EncodeContext {
 /// IntelMQ's `raw` for a decoded native message: base64 of its JSON text,
 /// as IntelMQ parsers keep the line they parsed.
 pub fn raw_field(message: &Value) -> Value {
-    let text = message.to_string();
+    let mut text = Vec::with_capacity(1024);
+    json::write_value(&mut text, message);
     Value::String(base64::engine::general_purpose::STANDARD.encode(text))
 }
 
@@ -76,6 +78,23 @@ pub trait Format: Send + Sync {
 
     /// Encodes one envelope, or a complete split group, into native messages.
     fn encode(&self, events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>>;
+
+    /// [`Format::encode`] written as JSON Lines onto `out`, one message a
+    /// line; returns how many messages. A format overrides it when it can
+    /// write its messages without building them as [`Value`] trees first.
+    fn encode_lines(
+        &self,
+        events: &[Envelope],
+        context: &EncodeContext,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        let messages = self.encode(events, context)?;
+        for message in &messages {
+            json::write_value(out, message);
+            out.push(b'\n');
+        }
+        Ok(messages.len())
+    }
 
     /// Whether [`Format::encode`] merges a split group into one message, so
     /// that callers should hand it whole groups.

@@ -317,18 +317,22 @@ impl FieldSpec {
         if self.length.is_none() && self.pattern.is_none() && self.range.is_none() {
             return None;
         }
-        let text = match value {
-            Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
-            other => std::borrow::Cow::Owned(other.to_string()),
-        };
-        if let Some(length) = self.length {
-            if text.chars().count() > length {
-                return Some(format!("is longer than {length} characters"));
+        // Only length and pattern read the text, so a number checked for
+        // its range alone is not printed.
+        if self.length.is_some() || self.pattern.is_some() {
+            let text = match value {
+                Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
+                other => std::borrow::Cow::Owned(other.to_string()),
+            };
+            if let Some(length) = self.length {
+                if text.chars().count() > length {
+                    return Some(format!("is longer than {length} characters"));
+                }
             }
-        }
-        if let Some(pattern) = &self.pattern {
-            if !pattern.is_match(&text) {
-                return Some(format!("does not match {}", pattern.as_str()));
+            if let Some(pattern) = &self.pattern {
+                if !pattern.is_match(&text) {
+                    return Some(format!("does not match {}", pattern.as_str()));
+                }
             }
         }
         if let Some((low, high)) = self.range {

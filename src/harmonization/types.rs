@@ -280,7 +280,13 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 }
 
 fn is_canonical_ip(text: &str) -> bool {
-    parse_ip(text).is_some_and(|ip| ip.to_string() == text)
+    match parse_ip(text) {
+        // The IPv4 parser takes dotted decimal without leading zeros only,
+        // which is exactly how an address prints, so it need not print.
+        Some(IpAddr::V4(_)) => true,
+        Some(ip) => ip.to_string() == text,
+        None => false,
+    }
 }
 
 fn ip_from_integer(number: &Number) -> Option<IpAddr> {

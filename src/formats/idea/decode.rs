@@ -520,11 +520,45 @@ pub(super) fn carried_fields(
             protocol = read.protocol.map(|(protocol, _)| protocol);
         }
     }
-    if let Some(protocol) = &protocol {
-        protocol_fields(protocol, &mut fields);
+    attached_fields(top, protocol.as_ref(), (harmonization, known), &mut fields)?;
+    Ok(fields)
+}
+
+/// [`carried_fields`] but for the entries' own fields (addresses, the side
+/// table, local addresses), for an encoder that copied those one to one
+/// from the event `known`, so that they give back exactly its values; the
+/// protocol is still read from the first entry with a `Proto`, as there.
+pub(super) fn carried_fields_beside_entries(
+    top: &Map<String, Value>,
+    entries: [Option<&Map<String, Value>>; 2],
+    harmonization: &Harmonization,
+    known: Known<'_>,
+) -> Result<Map<String, Value>> {
+    let mut fields = Map::new();
+    message_fields(top, (harmonization, known), &mut fields)?;
+    let protocol = entries
+        .into_iter()
+        .flatten()
+        .find_map(|entry| entry.get("Proto"))
+        .map(|value| string_list(value, "Proto").map(|names| read_protocol(&names, Tables::get())))
+        .transpose()?;
+    attached_fields(top, protocol.as_ref(), (harmonization, known), &mut fields)?;
+    Ok(fields)
+}
+
+/// What [`carried_fields`] reads after the entries: the protocol, the
+/// malware hashes and `raw` from `Attach`.
+fn attached_fields(
+    top: &Map<String, Value>,
+    protocol: Option<&Protocol>,
+    (harmonization, known): (&Harmonization, Known<'_>),
+    fields: &mut Map<String, Value>,
+) -> Result<()> {
+    if let Some(protocol) = protocol {
+        protocol_fields(protocol, fields);
     }
     let attachments = object_list(top, "Attach")?;
-    hash_fields(&attachments, &mut fields);
+    hash_fields(&attachments, fields);
     let original = attachments.iter().find(|attach| {
         attach.get("ContentEncoding").and_then(Value::as_str) == Some("base64")
             && attach
@@ -539,7 +573,7 @@ pub(super) fn carried_fields(
             fields.insert("raw".to_owned(), raw);
         }
     }
-    Ok(fields)
+    Ok(())
 }
 
 /// Restores the events of a message the bridge wrote, from the carried

@@ -5,14 +5,16 @@
 //! fields that the IDEA keys do not give back exactly, and which Source and
 //! Target entry are its own. What the IDEA keys give back is decided by
 //! running the decoder's own reading ([`carried_fields`]) on the message
-//! just built, so the round trip is exact by construction.
+//! just built, so the round trip is exact by construction; only the Source
+//! and Target fields copied one to one from a lone event are known to come
+//! back without reading the entries ([`copied_side_fields`]).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
-use super::decode::{carried_fields, ORIG_DATA};
+use super::decode::{carried_fields, carried_fields_beside_entries, ORIG_DATA};
 use super::mapping::Tables;
 use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
 use crate::envelope::{derived_id, Envelope};
@@ -105,7 +107,8 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         return Err(Error::shape("nothing to encode"));
     };
 
-    let mut idea = Map::new();
+    // Sized for every key a message can get, so the map never grows.
+    let mut idea = Map::with_capacity(top.len() + RESERVED_KEYS.len() + 1);
     idea.insert("Format".into(), "IDEA0".into());
     ids(&mut idea, events, group);
     for (key, value) in top {
@@ -151,13 +154,38 @@ fn carry(
         let fields = event.payload.fields();
         // A Report's fields were checked against the Report table.
         let known = (event.meta.kind == MessageType::Event).then_some(fields);
-        let (source_entry, target_entry) = (entry(0, source), entry(1, target));
-        let recovered = carried_fields(idea, source_entry, target_entry, harmonization, known)?;
-        let rest: Map<String, Value> = fields
-            .iter()
-            .filter(|(key, value)| recovered.get(*key) != Some(*value))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+        let entries = [entry(0, source), entry(1, target)];
+        let copied = match known {
+            Some(fields) if events.len() == 1 => copied_side_fields(fields, entries, tables),
+            _ => None,
+        };
+        let (recovered, copied) = match copied {
+            Some(copied) => {
+                let recovered = carried_fields_beside_entries(idea, entries, harmonization, known)?;
+                (recovered, copied)
+            }
+            None => {
+                let [source, target] = entries;
+                let recovered = carried_fields(idea, source, target, harmonization, known)?;
+                (recovered, Vec::new())
+            }
+        };
+        // `recovered` holds a handful of fields: comparing their names
+        // costs less than hashing each of the event's to look it up.
+        let given_back = |key: &String| {
+            let found = recovered.iter().find(|(name, _)| *name == key);
+            found.map(|(_, value)| value)
+        };
+        // Sized for every field, so the map never grows while filling.
+        let mut rest = Map::with_capacity(fields.len());
+        rest.extend(
+            fields
+                .iter()
+                .filter(|(key, value)| {
+                    !copied.contains(&key.as_str()) && given_back(key) != Some(*value)
+                })
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
         let absent: Vec<Value> = recovered
             .keys()
             .filter(|key| !fields.contains_key(*key))
@@ -166,7 +194,7 @@ fn carry(
         carried.push((rest, absent, source, target));
     }
     let common = common_fields(&mut carried);
-    let mut carry = Map::new();
+    let mut carry = Map::with_capacity(2);
     if !common.is_empty() {
         carry.insert("payload".into(), Value::Object(common));
     }
@@ -174,7 +202,7 @@ fn carry(
         .iter()
         .zip(carried)
         .map(|(event, (rest, absent, source, target))| {
-            let mut entry = Map::new();
+            let mut entry = Map::with_capacity(5);
             entry.insert("meta".into(), event.meta.to_value());
             if !rest.is_empty() {
                 entry.insert("payload".into(), Value::Object(rest));
@@ -192,6 +220,65 @@ fn carry(
         .collect();
     carry.insert("events".into(), list.into());
     Ok(Value::Object(carry))
+}
+
+/// The Source and Target fields of a lone event that [`sides`] copied one
+/// to one into the message's `entries` (its address from `*.ip`, the side
+/// table, its local address), when nothing else shapes those entries: no
+/// `extra.idea*` keys, no address from `*.network`. The decoder gives these
+/// back exactly as the event holds them, so they need not be read back
+/// ([`carried_fields_beside_entries`]); None when the entries must be read.
+fn copied_side_fields<'t>(
+    fields: &Map<String, Value>,
+    entries: [Option<&Map<String, Value>>; 2],
+    tables: &'t Tables,
+) -> Option<Vec<&'t str>> {
+    // One pass over the event's fields, matching names by their side
+    // prefix and suffix: cheaper than hashing every name the tables have.
+    let mut copied = Vec::new();
+    let mut address = [Address::None; 2];
+    for (key, value) in fields {
+        if key.starts_with(EXTRA_TOP_KEY)
+            && (key == EXTRA_TOP_KEY || EXTRA_SIDE_KEYS.contains(&key.as_str()))
+        {
+            return None;
+        }
+        let sides = tables.sides.iter().zip(&tables.side_fields).zip(entries);
+        for (((side, names), entry), address) in sides.zip(&mut address) {
+            let suffix = key
+                .strip_prefix(side.intelmq.as_str())
+                .and_then(|rest| rest.strip_prefix('.'));
+            let (Some(suffix), Some(_)) = (suffix, entry) else {
+                continue;
+            };
+            match suffix {
+                "ip" if value.is_string() => {
+                    copied.push(names.ip.as_str());
+                    *address = Address::Ip;
+                }
+                "ip" => return None,
+                "network" if *address == Address::None => *address = Address::Network,
+                "local_ip" if value.is_string() => copied.push(names.local_ip.as_str()),
+                _ => {
+                    let mut pairs = tables.side.iter().zip(&names.pairs);
+                    if let Some((_, name)) = pairs.find(|(pair, _)| pair.intelmq == suffix) {
+                        copied.push(name.as_str());
+                    }
+                }
+            }
+        }
+    }
+    // An address from `*.network` is read back in its own way.
+    (!address.contains(&Address::Network)).then_some(copied)
+}
+
+/// Where a side's address comes from, as far as [`copied_side_fields`] has
+/// seen.
+#[derive(Clone, Copy, PartialEq)]
+enum Address {
+    None,
+    Ip,
+    Network,
 }
 
 /// One event's share of `_intelmq`: the fields to carry, the fields to
@@ -349,7 +436,8 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
     let fields = event.payload.fields();
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
-    let mut top = Map::new();
+    // Sized for the table and the five computed keys, so it rarely grows.
+    let mut top = Map::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
             top.insert(pair.idea.clone(), value.clone());
@@ -491,7 +579,10 @@ fn sides(
     kind: Option<&str>,
     tables: &Tables,
 ) -> [Option<Map<String, Value>>; 2] {
-    let mut entries: [Map<String, Value>; 2] = [Map::new(), Map::new()];
+    // Sized for the side table and the other keys `sides` writes.
+    let capacity = tables.side.len() + 5;
+    let mut entries: [Map<String, Value>; 2] =
+        [Map::with_capacity(capacity), Map::with_capacity(capacity)];
     let mut has_content = [false, false];
     for (index, (((names, entry), content), extra_key)) in tables
         .side_fields
@@ -579,5 +670,77 @@ fn address_key<'k>(address: &str, v4: &'k str, v6: &'k str) -> &'k str {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => v6,
         _ => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::intelmq::IntelMq;
+    use crate::formats::{DecodeContext, Format};
+
+    /// Every IntelMQ fixture event, flat or as an envelope.
+    fn fixture_events() -> Vec<Envelope> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let context = DecodeContext::new("cert-test");
+        let mut events = Vec::new();
+        for folder in ["fixtures/intelmq/valid", "fixtures/idea/from-intelmq"] {
+            for file in std::fs::read_dir(root.join(folder)).unwrap() {
+                let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+                let value: Value = serde_json::from_str(&text).unwrap();
+                let messages = match value {
+                    Value::Array(items) => items,
+                    one => vec![one],
+                };
+                for message in messages {
+                    let decoded = match Envelope::wire_form(&message) {
+                        Some(_) => Envelope::from_value(message, context.harmonization)
+                            .map(|envelope| vec![envelope]),
+                        None => IntelMq.decode(message, &context),
+                    };
+                    events.extend(decoded.unwrap());
+                }
+            }
+        }
+        events
+    }
+
+    /// What `carry` relies on: for a lone event whose side fields were
+    /// copied one to one, reading the entries gives back exactly those
+    /// fields with the event's values, and nothing else changes.
+    #[test]
+    fn copied_side_fields_are_what_the_entries_give_back() {
+        let tables = Tables::get();
+        let harmonization = Harmonization::intelmq();
+        let context = EncodeContext::new("cert-test");
+        let mut checked = 0;
+        for event in fixture_events() {
+            let Value::Object(idea) = message(&[&event], None, &context).unwrap() else {
+                panic!("an IDEA message is an object")
+            };
+            let fields = event.payload.fields();
+            let entry = |side: &str| {
+                let list = idea.get(side)?.as_array()?;
+                list.first()?.as_object()
+            };
+            let entries = [entry("Source"), entry("Target")];
+            let Some(copied) = copied_side_fields(fields, entries, tables) else {
+                continue;
+            };
+            let [source, target] = entries;
+            let full = carried_fields(&idea, source, target, harmonization, Some(fields)).unwrap();
+            let beside =
+                carried_fields_beside_entries(&idea, entries, harmonization, Some(fields)).unwrap();
+            for key in &copied {
+                assert_eq!(full.get(*key), fields.get(*key), "{key}");
+            }
+            let rest: Vec<(&String, &Value)> = full
+                .iter()
+                .filter(|(key, _)| !copied.contains(&key.as_str()))
+                .collect();
+            assert_eq!(rest, beside.iter().collect::<Vec<_>>());
+            checked += 1;
+        }
+        assert!(checked > 5, "only {checked} events took the short way");
     }
 }

@@ -347,6 +347,8 @@ fn map_addresses(
             }
             seen.push(text);
             let mut fields = Map::with_capacity(item.len());
+            // `address.<key>`, the constraint's name, spelt in one buffer.
+            let mut constraint = String::from("address.");
             for (key, value) in item {
                 let Some(intelmq) = tables.address_field(key) else {
                     return Err(Error::invalid(
@@ -355,7 +357,9 @@ fn map_addresses(
                         "is not in an n6 address item (ip, cc, asn)",
                     ));
                 };
-                tables.check_as(&format!("address.{key}"), &label(key), value)?;
+                constraint.truncate("address.".len());
+                constraint.push_str(key);
+                tables.check_as(&constraint, || label(key), value)?;
                 let accepted = harmonization
                     .accept(MessageType::Event, intelmq, value.clone())
                     .map_err(|_| Error::invalid(&label(key), value, "is refused by IntelMQ"))?;

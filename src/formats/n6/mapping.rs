@@ -266,12 +266,25 @@ impl Tables {
     }
 
     /// Checks a value against the constraint of `field` (such as
-    /// `address.cc`), naming it `label` (such as `address[1].cc`) on failure.
-    pub fn check_as(&self, field: &str, label: &str, value: &Value) -> Result<()> {
-        match self.constraints.get(field) {
-            Some(constraint) => constraint.check(label, value),
-            None => Ok(()),
-        }
+    /// `address.cc`), naming it `label()` (such as `address[1].cc`) on
+    /// failure; the label is spelt out only then.
+    pub fn check_as(
+        &self,
+        field: &str,
+        label: impl FnOnce() -> String,
+        value: &Value,
+    ) -> Result<()> {
+        let Some(constraint) = self.constraints.get(field) else {
+            return Ok(());
+        };
+        constraint.check(field, value).map_err(|error| match error {
+            Error::InvalidValue { value, reason, .. } => Error::InvalidValue {
+                field: label(),
+                value,
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// Whether an n6 field holds a date and time (written in the API form).
