@@ -177,7 +177,7 @@ fn refused(status: StatusCode, message: String) -> Refused {
 /// Admits a request, reads its body and ingests it: the answer, or why
 /// it was refused.
 async fn answer<S, B>(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     partners: &Partners,
     ingest: &Ingest,
     headers: &HeaderMap,
@@ -190,7 +190,7 @@ where
 {
     let request = admit(gateway, ingest, headers, query)?;
     let body = read_body(gateway, request.sender, body, ingest.max_body).await?;
-    Ok(ingest_body(gateway, partners, &request, &body).await)
+    Ok(ingest_body(gateway, partners, request, body).await)
 }
 
 /// Checks everything about a request but its body: who sends (the partner
@@ -328,6 +328,7 @@ where
 }
 
 /// What the ingest knows about one request once it is admitted.
+#[derive(Debug, Clone, Copy)]
 struct Request {
     /// The `http` input's index.
     input: usize,
@@ -402,14 +403,26 @@ impl Translated {
 /// answers with each record's fate, only once every output is written or
 /// confirmed.
 async fn ingest_body(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     partners: &Partners,
-    request: &Request,
-    body: &[u8],
+    request: Request,
+    body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let translated = match translate(gateway, request, body) {
-        Ok(translated) => translated,
-        Err(answer) => return answer,
+    // Translating a large body takes a while: off the runtime's workers,
+    // so that other requests and the AMQP inputs keep being served.
+    let translating = {
+        let gateway = gateway.clone();
+        tokio::task::spawn_blocking(move || translate(&gateway, &request, &body))
+    };
+    let translated = match translating.await {
+        Ok(Ok(translated)) => translated,
+        Ok(Err(answer)) => return answer,
+        Err(error) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": format!("translation did not finish ({error}); nothing was delivered: send the body again")}),
+            )
+        }
     };
     let input = gateway.input_name(request.input);
     if let Err(error) = gateway.dead_letters().append(&translated.dead_letters) {
