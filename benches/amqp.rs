@@ -255,6 +255,9 @@ name = "out"
 format = "{format}"
 url = "{URL}"
 queue = "{output}"
+# Every fixture goes out, TLP:RED and n6 `internal` included.
+max_tlp = "RED"
+n6_restrictions = ["public", "need-to-know", "internal"]
 [[routes]]
 input = "in"
 partners = ["out"]
