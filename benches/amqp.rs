@@ -23,7 +23,6 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use serde_json::{json, Value};
 
 use common::amqp::URL;
 const PREFETCH: u16 = 256;
@@ -65,7 +64,7 @@ async fn run(count: usize) -> Result<(), Error> {
             )
             .await?;
     }
-    let bodies = messages(count)?;
+    let bodies = common::unique_events(count);
 
     preload(&channel, &queues[0], &bodies).await?;
     let passthrough = passthrough(&connection, &queues[0], &queues[1], count).await?;
@@ -114,21 +113,6 @@ async fn run(count: usize) -> Result<(), Error> {
         );
     }
     Ok(())
-}
-
-/// Flat IntelMQ events from the fixtures, each made unique.
-fn messages(count: usize) -> Result<Vec<Vec<u8>>, Error> {
-    let events: Vec<Value> = common::fixtures("fixtures/intelmq/valid")
-        .into_iter()
-        .map(|(_, event)| event)
-        .collect();
-    (0..count)
-        .map(|seq| {
-            let mut event = events[seq % events.len()].clone();
-            event["extra.bench_seq"] = json!(seq);
-            Ok(serde_json::to_vec(&event)?)
-        })
-        .collect()
 }
 
 async fn preload(channel: &Channel, queue: &str, bodies: &[Vec<u8>]) -> Result<(), Error> {
@@ -248,6 +232,9 @@ name = "out"
 format = "{format}"
 url = "{URL}"
 queue = "{output}"
+# Every fixture goes out, TLP:RED and n6 `internal` included.
+max_tlp = "RED"
+n6_restrictions = ["public", "need-to-know", "internal"]
 [[routes]]
 input = "in"
 partners = ["out"]

@@ -35,10 +35,21 @@ impl Stage {
 /// stage, the reason, and the input itself. Input that is not UTF-8 is kept
 /// as `input_base64`.
 pub fn entry(positions: &[usize], stage: Stage, error: &Error, input: DeadInput<'_>) -> Value {
+    entry_with_reason(positions, stage, &error.to_string(), input)
+}
+
+/// [`entry`] for a failure known by its reason's text only, as the
+/// gateway's [`crate::gateway::Failure`] carries it.
+pub fn entry_with_reason(
+    positions: &[usize],
+    stage: Stage,
+    reason: &str,
+    input: DeadInput<'_>,
+) -> Value {
     let mut entry = Map::new();
     entry.insert("records".into(), json!(positions));
     entry.insert("stage".into(), stage.name().into());
-    entry.insert("reason".into(), error.to_string().into());
+    entry.insert("reason".into(), reason.into());
     match input {
         DeadInput::Bytes(bytes) => match std::str::from_utf8(bytes) {
             Ok(text) => {

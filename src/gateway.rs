@@ -11,6 +11,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::config::{Config, SeenConfig};
 use crate::dead_letter::{DeadLetterLog, Stage};
@@ -34,6 +35,9 @@ pub enum Outcome {
     /// Decoded and encoded: deliver these, then acknowledge. Encodings that
     /// failed for some partner are in `failures` (for the dead letters).
     Routed {
+        /// The IEP04 ids (`meta.uuid.id`) of the events the message became,
+        /// one per event of a split group, for a sender to refer to them.
+        ids: Vec<Uuid>,
         /// Encoded messages, per partner.
         deliveries: Vec<Delivery>,
         /// Partners the message could not be encoded for.
@@ -382,6 +386,7 @@ impl Gateway {
             }
         }
         Ok(Outcome::Routed {
+            ids: events.iter().map(|event| event.meta.uuid.id).collect(),
             deliveries,
             failures,
         })
@@ -503,6 +508,7 @@ mod tests {
             Outcome::Routed {
                 deliveries,
                 failures,
+                ..
             } => {
                 assert!(failures.is_empty(), "{failures:?}");
                 deliveries
@@ -546,6 +552,22 @@ mod tests {
         assert_eq!(
             telemetry.count("withheld_total", &[("reason", "restriction")]),
             2
+        );
+    }
+
+    #[test]
+    fn routed_messages_name_the_ids_of_their_events() {
+        let gateway = gateway("");
+        let envelope = br#"{"meta": {"version": 1, "type": "event", "format": "intelmq",
+            "uuid": {"origin": "cert-b", "id": "0192f3a4-5b6c-7d8e-9f00-112233445566",
+                     "related": [], "group": [], "alternate": []}},
+            "payload": {"source.ip": "192.0.2.1", "classification.type": "scanner"}}"#;
+        let Outcome::Routed { ids, .. } = gateway.process(0, envelope, false).unwrap() else {
+            panic!("not routed")
+        };
+        assert_eq!(
+            ids.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+            ["0192f3a4-5b6c-7d8e-9f00-112233445566"]
         );
     }
 

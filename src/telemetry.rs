@@ -81,6 +81,15 @@ pub enum Counted<'a> {
         /// `unsupported_media_type`, `unknown_format` or `too_large`.
         reason: &'a str,
     },
+    /// Records of an ingest request were answered, all of one `status`.
+    Ingested {
+        /// The sending partner's name, empty when the ingest is open.
+        partner: &'a str,
+        /// `accepted`, `rejected` or `dropped`.
+        status: &'a str,
+        /// How many records.
+        records: u64,
+    },
     /// A delivery to a partner failed (nack, unroutable, I/O); the input
     /// message is returned to its queue.
     PublishFailed {
@@ -162,6 +171,10 @@ const HELP: &[(&str, &str)] = &[
     (
         "ingest_refused_total",
         "Ingest requests refused before their body was read, by reason.",
+    ),
+    (
+        "ingested_total",
+        "Ingest records answered, by sending partner and status.",
     ),
     (
         "publish_failed_total",
@@ -265,6 +278,15 @@ impl Telemetry {
                     1,
                 )
             }
+            Counted::Ingested {
+                partner,
+                status,
+                records,
+            } => (
+                "ingested_total",
+                vec![("partner", partner.into()), ("status", status.into())],
+                records,
+            ),
             Counted::PublishFailed { partner } => {
                 tracing::warn!(partner, "delivery failed; the input message is requeued");
                 ("publish_failed_total", vec![("partner", partner.into())], 1)

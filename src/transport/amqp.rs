@@ -285,6 +285,7 @@ impl AmqpInput {
             Outcome::Routed {
                 deliveries,
                 failures,
+                ..
             } => {
                 for failure in &failures {
                     self.dead_letter(delivery, failure, outlets, &mut waiting)

@@ -6,7 +6,12 @@
 //! bearer token (401, 403), its rate (429), the `Content-Type` (415), a
 //! declared `?format=` (400) and the body's size (413). Each refusal is a
 //! JSON `{"error": ...}` naming what was wrong.
+//!
+//! An admitted body is translated whole before anything leaves; then its
+//! rejected records go to the dead-letter log, each partner gets all of its
+//! messages in one delivery, and only then is the request answered.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -25,8 +30,9 @@ use warp::Filter;
 
 use crate::auth::{Denied, Tokens};
 use crate::config::Config;
-use crate::error::Result;
-use crate::gateway::{Declared, Delivery, Gateway, Outcome};
+use crate::dead_letter::{self, DeadInput, Stage};
+use crate::error::{Error, Result};
+use crate::gateway::{Declared, Failure, Gateway, Outcome};
 use crate::identity::Verdict;
 use crate::input::Records;
 use crate::rate_limit::TokenBucket;
@@ -174,7 +180,7 @@ fn refused(status: StatusCode, message: String) -> Refused {
 /// Admits a request, reads its body and ingests it: the answer, or why
 /// it was refused.
 async fn answer<S, B>(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     partners: &Partners,
     ingest: &Ingest,
     headers: &HeaderMap,
@@ -187,7 +193,7 @@ where
 {
     let request = admit(gateway, ingest, headers, query)?;
     let body = read_body(gateway, request.sender, body, ingest.max_body).await?;
-    Ok(ingest_body(gateway, partners, &request, &body).await)
+    Ok(ingest_body(gateway, partners, request, body).await)
 }
 
 /// Checks everything about a request but its body: who sends (the partner
@@ -325,6 +331,7 @@ where
 }
 
 /// What the ingest knows about one request once it is admitted.
+#[derive(Debug, Clone, Copy)]
 struct Request {
     /// The `http` input's index.
     input: usize,
@@ -335,37 +342,185 @@ struct Request {
     declared: Option<Declared>,
 }
 
-/// Translates every record of a request body and delivers it to the input's
-/// partners; the answer lists each record's fate, and is given only once
-/// every output is written or confirmed.
+/// What a request body became before anything leaves: the answer's
+/// per-record results, the dead-letter entries of the rejected records,
+/// and every partner's messages in record order.
+#[derive(Default)]
+struct Translated {
+    results: Vec<Value>,
+    accepted: u64,
+    dropped: u64,
+    rejected: u64,
+    /// Entries for the dead-letter log, and the stage of each (for the
+    /// metrics).
+    dead_letters: Vec<Value>,
+    dead_letter_stages: Vec<Stage>,
+    /// By partner index: all of the body's messages for that partner.
+    outbound: BTreeMap<usize, Outbound>,
+}
+
+/// One partner's messages from a whole body, delivered at once.
+#[derive(Default)]
+struct Outbound {
+    messages: Vec<Vec<u8>>,
+    /// The positions of the records the messages came from.
+    records: Vec<usize>,
+}
+
+impl Translated {
+    /// Keeps a rejected record (or its encoding for one partner) for the
+    /// dead-letter log, with the input and the sender it came from.
+    fn dead_letter(
+        &mut self,
+        gateway: &Gateway,
+        request: &Request,
+        position: usize,
+        failure: &Failure,
+        bytes: &[u8],
+    ) {
+        let mut entry = dead_letter::entry_with_reason(
+            &[position],
+            failure.stage,
+            &failure.reason,
+            DeadInput::Bytes(bytes),
+        );
+        if let Value::Object(fields) = &mut entry {
+            if let Some(partner) = &failure.partner {
+                fields.insert("partner".into(), partner.as_str().into());
+            }
+            fields.insert(
+                "input_name".into(),
+                gateway.input_name(request.input).into(),
+            );
+            if let Some(sender) = request.sender {
+                fields.insert("sender".into(), gateway.partner_name(sender).into());
+            }
+        }
+        self.dead_letters.push(entry);
+        self.dead_letter_stages.push(failure.stage);
+    }
+}
+
+/// Translates every record of a request body, keeps the rejected ones in
+/// the dead-letter log, delivers each partner's messages in one batch, and
+/// answers with each record's fate, only once every output is written or
+/// confirmed.
 async fn ingest_body(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     partners: &Partners,
+    request: Request,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    // Translating a large body takes a while: off the runtime's workers,
+    // so that other requests and the AMQP inputs keep being served.
+    let translating = {
+        let gateway = gateway.clone();
+        tokio::task::spawn_blocking(move || translate(&gateway, &request, &body))
+    };
+    let translated = match translating.await {
+        Ok(Ok(translated)) => translated,
+        Ok(Err(answer)) => return answer,
+        Err(error) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": format!("translation did not finish ({error}); nothing was delivered: send the body again")}),
+            )
+        }
+    };
+    let input = gateway.input_name(request.input);
+    if let Err(error) = gateway.dead_letters().append(&translated.dead_letters) {
+        tracing::error!(input, %error, "the dead-letter log could not be written");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": format!(
+                "the rejected records could not be kept ({error}); nothing was delivered: send the body again"
+            )}),
+        );
+    }
+    for stage in &translated.dead_letter_stages {
+        gateway.telemetry().record(Counted::DeadLettered {
+            input,
+            stage: *stage,
+        });
+    }
+    if let Err(Undelivered {
+        partner,
+        error,
+        records,
+    }) = deliver(gateway, partners, translated.outbound).await
+    {
+        let partner = gateway.partner_name(partner);
+        tracing::error!(partner, %error, "ingest delivery failed");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "error": format!(
+                    "delivery to partner {partner:?} failed: {error}; records {records:?} were not confirmed: send the whole body again"
+                ),
+                "unconfirmed": records,
+            }),
+        );
+    }
+    let sender = request
+        .sender
+        .map_or("", |index| gateway.partner_name(index));
+    for (status, records) in [
+        ("accepted", translated.accepted),
+        ("rejected", translated.rejected),
+        ("dropped", translated.dropped),
+    ] {
+        if records > 0 {
+            gateway.telemetry().record(Counted::Ingested {
+                partner: sender,
+                status,
+                records,
+            });
+        }
+    }
+    let status = if translated.rejected == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let answer = json!({
+        "accepted": translated.accepted,
+        "dropped": translated.dropped,
+        "rejected": translated.rejected,
+        "results": translated.results,
+    });
+    (status, answer)
+}
+
+/// Translates every record of a body for every partner, delivering
+/// nothing yet: the answer instead when the body cannot be split into
+/// records (400) or the seen-store fails (503).
+fn translate(
+    gateway: &Gateway,
     request: &Request,
     body: &[u8],
-) -> (StatusCode, Value) {
-    let mut results = Vec::new();
-    let (mut accepted, mut dropped, mut rejected) = (0, 0, 0);
+) -> std::result::Result<Translated, (StatusCode, Value)> {
+    let mut translated = Translated::default();
     for record in Records::new(Cursor::new(body)) {
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                return (StatusCode::BAD_REQUEST, json!({"error": error.to_string()}));
-            }
-        };
+        let record = record.map_err(|error| {
+            (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("{error}; nothing was delivered")}),
+            )
+        })?;
         let position = record.position;
         // A client repeats a POST whose answer it did not get, so every
         // record may be a retry: loops are dropped, duplicates are not.
-        let result = match gateway.process_as(request.input, &record.bytes, true, request.declared)
-        {
-            Err(error) => {
-                return (
+        let outcome = gateway
+            .process_as(request.input, &record.bytes, true, request.declared)
+            .map_err(|error| {
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": error.to_string(), "record": position}),
+                    json!({"error": format!("{error}; nothing was delivered: send the body again"), "record": position}),
                 )
-            }
-            Ok(Outcome::Dropped(verdict)) => {
-                dropped += 1;
+            })?;
+        let result = match outcome {
+            Outcome::Dropped(verdict) => {
+                translated.dropped += 1;
                 let reason = if verdict == Verdict::Loop {
                     "loop"
                 } else {
@@ -373,66 +528,83 @@ async fn ingest_body(
                 };
                 json!({"record": position, "status": "dropped", "reason": reason})
             }
-            Ok(Outcome::Undecodable(failure)) => {
-                rejected += 1;
+            Outcome::Undecodable(failure) => {
+                translated.rejected += 1;
+                translated.dead_letter(gateway, request, position, &failure, &record.bytes);
                 json!({"record": position, "status": "rejected", "stage": failure.stage.name(), "reason": failure.reason})
             }
-            Ok(Outcome::Routed {
-                mut deliveries,
+            Outcome::Routed {
+                ids,
+                deliveries,
                 failures,
-            }) => {
-                deliveries.retain(|delivery| Some(delivery.partner) != request.sender);
-                match deliver(gateway, partners, deliveries).await {
-                    Err(error) => {
-                        return (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            json!({"error": error.to_string(), "record": position}),
-                        )
+            } => {
+                let mut messages = 0;
+                for delivery in deliveries {
+                    if Some(delivery.partner) == request.sender {
+                        continue;
                     }
-                    Ok(_) if !failures.is_empty() => {
-                        rejected += 1;
-                        let reasons: Vec<Value> = failures
-                            .iter()
-                            .map(|f| json!({"partner": f.partner, "reason": f.reason}))
-                            .collect();
-                        json!({"record": position, "status": "rejected", "stage": "encode", "failures": reasons})
+                    messages += delivery.messages.len();
+                    let outbound = translated.outbound.entry(delivery.partner).or_default();
+                    outbound.messages.extend(delivery.messages);
+                    outbound.records.push(position);
+                }
+                if failures.is_empty() {
+                    translated.accepted += 1;
+                    json!({"record": position, "status": "accepted", "messages": messages, "ids": ids})
+                } else {
+                    translated.rejected += 1;
+                    let reasons: Vec<Value> = failures
+                        .iter()
+                        .map(|f| json!({"partner": f.partner, "reason": f.reason}))
+                        .collect();
+                    for failure in &failures {
+                        translated.dead_letter(gateway, request, position, failure, &record.bytes);
                     }
-                    Ok(messages) => {
-                        accepted += 1;
-                        json!({"record": position, "status": "accepted", "messages": messages})
-                    }
+                    json!({"record": position, "status": "rejected", "stage": "encode", "failures": reasons, "ids": ids})
                 }
             }
         };
-        results.push(result);
+        translated.results.push(result);
     }
-    let status = if rejected == 0 {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let answer =
-        json!({"accepted": accepted, "dropped": dropped, "rejected": rejected, "results": results});
-    (status, answer)
+    Ok(translated)
 }
 
-/// Delivers each partner's messages; how many were delivered.
+/// A partner's batch that was not confirmed, and the records it held
+/// together with those of the partners not tried after it.
+struct Undelivered {
+    partner: usize,
+    error: Error,
+    records: Vec<usize>,
+}
+
+/// Delivers each partner's messages in one call per partner, in partner
+/// order, stopping at the first failure.
 async fn deliver(
     gateway: &Gateway,
     partners: &Partners,
-    deliveries: Vec<Delivery>,
-) -> Result<usize> {
-    let mut delivered = 0;
-    for delivery in deliveries {
-        partners
-            .deliver(delivery.partner, &delivery.messages)
-            .await?;
-        delivered += delivery.messages.len();
+    outbound: BTreeMap<usize, Outbound>,
+) -> std::result::Result<(), Undelivered> {
+    let mut outbound = outbound.into_iter();
+    while let Some((partner, batch)) = outbound.next() {
+        if let Err(error) = partners.deliver(partner, &batch.messages).await {
+            let mut records: Vec<usize> = batch
+                .records
+                .into_iter()
+                .chain(outbound.flat_map(|(_, rest)| rest.records))
+                .collect();
+            records.sort_unstable();
+            records.dedup();
+            return Err(Undelivered {
+                partner,
+                error,
+                records,
+            });
+        }
         gateway.telemetry().record(Counted::Published {
-            partner: gateway.partner_name(delivery.partner),
-            format: gateway.partner_format(delivery.partner),
-            messages: delivery.messages.len() as u64,
+            partner: gateway.partner_name(partner),
+            format: gateway.partner_format(partner),
+            messages: batch.messages.len() as u64,
         });
     }
-    Ok(delivered)
+    Ok(())
 }

@@ -84,6 +84,22 @@ pub fn fixtures(folder: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `count` flat IntelMQ events from `fixtures/intelmq/valid`, each made
+/// unique by `extra.bench_seq`, as JSON text: the load of the benchmarks.
+pub fn unique_events(count: usize) -> Vec<Vec<u8>> {
+    let events: Vec<Value> = fixtures("fixtures/intelmq/valid")
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    (0..count)
+        .map(|seq| {
+            let mut event = events[seq % events.len()].clone();
+            event["extra.bench_seq"] = Value::from(seq);
+            serde_json::to_vec(&event).expect("an event serialises")
+        })
+        .collect()
+}
+
 /// A scratch directory for one test, emptied first.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
