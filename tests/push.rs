@@ -307,6 +307,11 @@ fn a_partner_that_fails_for_a_while_receives_every_event_once() {
         ),
         "{metrics}"
     );
+    // Counted once, when the partner took them, not when they were queued.
+    assert!(
+        metrics.contains(r#"intelmq_bridge_published_total{partner="warden",format="idea"} 6"#),
+        "{metrics}"
+    );
 }
 
 #[test]

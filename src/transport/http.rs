@@ -600,11 +600,19 @@ async fn deliver(
                 records,
             });
         }
-        gateway.telemetry().record(Counted::Published {
-            partner: gateway.partner_name(partner),
-            format: gateway.partner_format(partner),
-            messages: batch.messages.len() as u64,
-        });
+        // An outbox partner's messages count as published once the push
+        // worker has them taken; the pull endpoint counts its own.
+        let queued = partners
+            .configs
+            .get(partner)
+            .is_some_and(|config| config.transport.uses_outbox());
+        if !queued {
+            gateway.telemetry().record(Counted::Published {
+                partner: gateway.partner_name(partner),
+                format: gateway.partner_format(partner),
+                messages: batch.messages.len() as u64,
+            });
+        }
     }
     Ok(())
 }
