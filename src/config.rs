@@ -84,6 +84,11 @@ pub struct HttpConfig {
     /// Largest request body the ingest takes; a larger one is answered 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// The server's certificate chain (PEM): with `tls_key`, the listener
+    /// speaks HTTPS, so partners' bearer tokens never travel in clear.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +96,8 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -443,7 +450,7 @@ impl Config {
             origin: origin.to_owned(),
             http: HttpConfig {
                 listen: listen.to_owned(),
-                max_body_bytes: default_max_body_bytes(),
+                ..HttpConfig::default()
             },
             seen: None,
             routes: vec![RouteConfig {
@@ -471,6 +478,11 @@ impl Config {
             return Err(Error::Config("origin: must not be empty".into()));
         }
         self.listen_address()?;
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(Error::Config(
+                "http: give both tls_cert and tls_key, or neither".into(),
+            ));
+        }
         if let Some(seen) = &self.seen {
             if seen.path.is_some() == seen.redis.is_some() {
                 return Err(Error::Config(
@@ -838,6 +850,11 @@ mod tests {
         let message = error(&format!("{}{store}", partner(amqp)));
         assert!(
             message.contains("partners[0].url: \"amqp://127.0.0.1/\" is not an http"),
+            "{message}"
+        );
+        let message = error("origin = \"a\"\n[http]\ntls_cert = \"/etc/bridge/cert.pem\"\n");
+        assert!(
+            message.contains("http: give both tls_cert and tls_key"),
             "{message}"
         );
         let half = format!("{push}\npush_client_cert = \"/etc/bridge/cert.pem\"");

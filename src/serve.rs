@@ -17,7 +17,7 @@ use crate::transport::amqp::AmqpInput;
 use crate::transport::http::{self, Ingest};
 use crate::transport::pull;
 use crate::transport::push::Pusher;
-use crate::transport::Partners;
+use crate::transport::{tls, Partners};
 
 /// Runs the service described by the file at `config`, or the embedded
 /// default (HTTP ingest on `listen`, flat IntelMQ to `output`) without one.
@@ -77,11 +77,16 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()
     let telemetry = Arc::new(Telemetry::new());
     let gateway = Arc::new(Gateway::new(&config, telemetry.clone())?);
     let partners = Arc::new(Partners::open(&config, telemetry)?);
+    let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let address = config.listen_address()?;
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| Error::Config(format!("http.listen: {address}: {e}")))?;
-    tracing::info!(address = %listener.local_addr()?, origin = %config.origin, "serving HTTP (/metrics, /healthz)");
+    let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+    tracing::info!(address = %listener.local_addr()?, origin = %config.origin, "serving {scheme} (/metrics, /healthz)");
     let mut tasks = tokio::task::JoinSet::new();
     let mut ingest = None;
     for (index, input) in config.inputs.iter().enumerate() {
@@ -108,6 +113,7 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> Result<()
     tasks.spawn(pull::prune(partners.clone(), shutdown.clone()));
     tasks.spawn(http::serve(
         listener,
+        tls,
         gateway.clone(),
         partners,
         ingest,

@@ -23,6 +23,7 @@ use warp::hyper::body::Buf;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -37,7 +38,7 @@ use crate::identity::Verdict;
 use crate::input::Records;
 use crate::rate_limit::TokenBucket;
 use crate::telemetry::Counted;
-use crate::transport::{pull, Partners};
+use crate::transport::{pull, tls, Partners};
 
 /// The `Content-Type`s the ingest takes (besides none at all): every one
 /// is read the same way, as one document, an array or JSON Lines.
@@ -84,22 +85,29 @@ impl Ingest {
     }
 }
 
-/// Serves until `shutdown` turns true. `ingest` is the `http` input, if
-/// there is one.
+/// Serves until `shutdown` turns true, over TLS when `tls` is given.
+/// `ingest` is the `http` input, if there is one.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     gateway: Arc<Gateway>,
     partners: Arc<Partners>,
     ingest: Option<Ingest>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    warp::serve(routes(gateway, partners, ingest))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .run()
-        .await;
+    let routes = routes(gateway, partners, ingest);
+    match tls {
+        Some(acceptor) => tls::serve(listener, acceptor, routes, shutdown).await,
+        None => {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                })
+                .run()
+                .await
+        }
+    }
 }
 
 /// The endpoints, boxed so the server future's type stays simple.

@@ -18,6 +18,7 @@ pub mod file;
 pub mod http;
 pub mod pull;
 pub mod push;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -168,8 +168,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts `intelmq-bridge serve ARGS` and waits until `/healthz` answers on `port`.
-pub fn serve(args: &[&str], port: u16) -> Server {
+/// Starts `intelmq-bridge serve ARGS`.
+pub fn spawn(args: &[&str]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_intelmq-bridge"))
         .arg("serve")
         .args(args)
@@ -177,7 +177,12 @@ pub fn serve(args: &[&str], port: u16) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("serve starts");
-    let server = Server(child);
+    Server(child)
+}
+
+/// Starts `intelmq-bridge serve ARGS` and waits until `/healthz` answers on `port`.
+pub fn serve(args: &[&str], port: u16) -> Server {
+    let server = spawn(args);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while http(port, "GET", "/healthz", &[], b"").is_none() {
         assert!(std::time::Instant::now() < deadline, "serve did not start");

@@ -20,6 +20,9 @@ pub struct Pki {
     /// The client certificate the authority issued, and its key.
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// The server certificate for `localhost`, and its key.
+    pub server_cert: PathBuf,
+    pub server_key_file: PathBuf,
     ca_der: CertificateDer<'static>,
     server_der: CertificateDer<'static>,
     server_key: Vec<u8>,
@@ -52,6 +55,8 @@ impl Pki {
             ca: write("ca.pem", authority.pem()),
             client_cert: write("client.pem", client.pem()),
             client_key: write("client.key", client_key.serialize_pem()),
+            server_cert: write("server.pem", server.pem()),
+            server_key_file: write("server.key", server_key.serialize_pem()),
             ca_der: authority.der().clone(),
             server_der: server.der().clone(),
             server_key: server_key.serialize_der(),
