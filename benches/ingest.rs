@@ -93,15 +93,7 @@ fn run(partner: Partner, events: &[Vec<u8>], batch: usize) -> Result<Duration, E
         Partner::Amqp => format!("url = \"{URL}\"\nqueue = \"{queue}\""),
     };
     let config = format!(
-        r#"origin = "bench"
-[http]
-listen = "127.0.0.1:{port}"
-[store]
-path = "{store}"
-[[inputs]]
-name = "in"
-transport = "http"
-format = "intelmq"
+        r#"{head}format = "intelmq"
 [[partners]]
 name = "out"
 format = "intelmq"
@@ -112,7 +104,7 @@ n6_restrictions = ["public", "need-to-know", "internal"]
 input = "in"
 partners = ["out"]
 "#,
-        store = dir.display()
+        head = common::ingest_config_head("bench", port, "", &dir)
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, config)?;

@@ -1331,7 +1331,6 @@ async fn inputs_and_partners_speak_amqps_and_check_the_broker_certificate() {
 /// as a file partner of the same format gets them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_amqp_input_feeds_the_outbox_of_a_pull_partner() {
-    use sha2::{Digest, Sha256};
     if !broker_available() {
         return;
     }
@@ -1343,10 +1342,7 @@ async fn an_amqp_input_feeds_the_outbox_of_a_pull_partner() {
         input,
         port,
     } = Stage::new("pull").await;
-    let digest: String = Sha256::digest(TOKEN.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = common::hex_sha256(TOKEN);
     let archive = dir.join("archive.jsonl");
     let text = format!(
         r#"origin = "{ORIGIN}"

@@ -9,19 +9,11 @@ use std::path::{Path, PathBuf};
 
 use common::Server;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const SENDER_TOKEN: &str = "sender-secret-token";
 const SLOW_TOKEN: &str = "slow-secret-token";
 /// Large enough for a body of several megabytes and 100,000 `[`.
 const MAX_BODY: usize = 4 * 1024 * 1024;
-
-fn hex_sha256(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Starts `serve`, its store in `dir`, with an HTTP input routed to four
 /// file partners: `sender` (which also sends, with a token), `amber` (the
@@ -32,16 +24,7 @@ fn start(dir: &Path) -> (Server, u16) {
     let port = common::free_port();
     let file = |name: &str| dir.join(format!("{name}.jsonl")).display().to_string();
     let config = format!(
-        r#"
-origin = "cert-h"
-[http]
-listen = "127.0.0.1:{port}"
-max_body_bytes = {MAX_BODY}
-[store]
-path = "{store}"
-[[inputs]]
-name = "in"
-transport = "http"
+        r#"{head}
 [[partners]]
 name = "sender"
 format = "intelmq"
@@ -79,14 +62,19 @@ rate_burst = 1
 input = "in"
 partners = ["sender", "amber", "n6", "archive"]
 "#,
-        store = dir.display(),
+        head = common::ingest_config_head(
+            "cert-h",
+            port,
+            &format!("max_body_bytes = {MAX_BODY}"),
+            dir
+        ),
         archive = file("archive"),
         sender = file("sender"),
         amber = file("amber"),
         n6 = file("n6"),
         slow = file("slow"),
-        sender_digest = hex_sha256(SENDER_TOKEN),
-        slow_digest = hex_sha256(SLOW_TOKEN),
+        sender_digest = common::hex_sha256(SENDER_TOKEN),
+        slow_digest = common::hex_sha256(SLOW_TOKEN),
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, config).unwrap();
@@ -119,17 +107,11 @@ fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}")
 }
 
-fn scanner(ip: &str, extra: &str) -> String {
-    format!(
-        r#"{{"__type": "Event", "source.ip": "{ip}", "classification.type": "scanner", "time.source": "2026-11-23T10:00:00+00:00"{extra}}}"#
-    )
-}
-
 #[test]
 fn without_a_known_token_nothing_is_delivered() {
     let dir = temp_dir("auth");
     let (_server, port) = start(&dir);
-    let body = scanner("192.0.2.1", "");
+    let body = common::scanner_with("192.0.2.1", "");
     let (status, answer) = request(port, "/v1/events", &[], body.as_bytes()).unwrap();
     assert_eq!(status, 401, "{answer}");
     assert!(answer.contains("Bearer"), "{answer}");
@@ -162,10 +144,10 @@ fn a_mixed_batch_is_answered_per_record_and_the_egress_policy_holds() {
     // n6 needs `time.source`: the last record cannot be encoded for it.
     let untimed = r#"{"__type": "Event", "source.ip": "192.0.2.5", "classification.type": "scanner", "tlp": "GREEN"}"#;
     let body = [
-        scanner("192.0.2.1", r#", "tlp": "GREEN""#),
-        scanner("999.1.1.1", ""),
-        scanner("192.0.2.3", r#", "tlp": "RED""#),
-        scanner(
+        common::scanner("192.0.2.1", "GREEN"),
+        common::scanner_with("999.1.1.1", ""),
+        common::scanner("192.0.2.3", "RED"),
+        common::scanner_with(
             "192.0.2.4",
             r#", "tlp": "WHITE", "extra.n6.restriction": "internal""#,
         ),
@@ -249,7 +231,7 @@ fn accepted_records_name_the_ids_of_their_events() {
         &std::fs::read_to_string(common::repo_path("fixtures/idea/valid/05-range.json")).unwrap(),
     )
     .unwrap();
-    let body = format!("{}\n{}", scanner("192.0.2.1", ""), range);
+    let body = format!("{}\n{}", common::scanner_with("192.0.2.1", ""), range);
     let token = bearer(SENDER_TOKEN);
     let (status, answer) = request(port, "/v1/events", &[&token], body.as_bytes()).unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -272,7 +254,7 @@ fn accepted_records_name_the_ids_of_their_events() {
 
 /// Whether the server still answers `/healthz` and takes a good record.
 fn still_serving(port: u16, token: &str) -> bool {
-    let good = scanner("192.0.2.9", "");
+    let good = common::scanner_with("192.0.2.9", "");
     get(port, "/healthz").is_some_and(|body| body.starts_with("ok"))
         && request(port, "/v1/events", &[token], good.as_bytes())
             .is_some_and(|(status, _)| status == 200)
@@ -284,7 +266,7 @@ fn bad_requests_get_clear_4xx_answers_and_the_server_keeps_serving() {
     let (_server, port) = start(&dir);
     let token = bearer(SENDER_TOKEN);
     let auth = [token.as_str()];
-    let good = scanner("192.0.2.9", "");
+    let good = common::scanner_with("192.0.2.9", "");
     let rejected_because = |answer: &str| -> String {
         let answer: Value = serde_json::from_str(answer).unwrap();
         assert_eq!(answer["rejected"], 1, "{answer}");
@@ -370,15 +352,7 @@ fn start_failing(dir: &Path) -> (Server, u16) {
     std::os::unix::fs::symlink("/dev/full", dir.join("dead-letters.jsonl")).unwrap();
     let port = common::free_port();
     let config = format!(
-        r#"
-origin = "cert-h"
-[http]
-listen = "127.0.0.1:{port}"
-[store]
-path = "{store}"
-[[inputs]]
-name = "in"
-transport = "http"
+        r#"{head}
 [[partners]]
 name = "local"
 format = "intelmq"
@@ -393,7 +367,7 @@ queue = "nowhere"
 input = "in"
 partners = ["local", "down"]
 "#,
-        store = dir.display(),
+        head = common::ingest_config_head("cert-h", port, "", dir),
         local = dir.join("local.jsonl").display(),
     );
     let path = dir.join("bridge.toml");
@@ -407,7 +381,11 @@ partners = ["local", "down"]
 fn what_cannot_be_kept_or_confirmed_is_answered_503_to_be_sent_again() {
     let dir = temp_dir("unavailable");
     let (_server, port) = start_failing(&dir);
-    let good = [scanner("192.0.2.1", ""), scanner("192.0.2.2", "")].join("\n");
+    let good = [
+        common::scanner_with("192.0.2.1", ""),
+        common::scanner_with("192.0.2.2", ""),
+    ]
+    .join("\n");
     let (status, answer) = request(port, "/v1/events", &[], good.as_bytes()).unwrap();
     assert_eq!(status, 503, "{answer}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
@@ -418,7 +396,11 @@ fn what_cannot_be_kept_or_confirmed_is_answered_503_to_be_sent_again() {
     // The partners before the one that failed got the whole body.
     assert_eq!(received(&dir, "local").len(), 2);
 
-    let mixed = [scanner("192.0.2.3", ""), scanner("999.1.1.1", "")].join("\n");
+    let mixed = [
+        common::scanner_with("192.0.2.3", ""),
+        common::scanner_with("999.1.1.1", ""),
+    ]
+    .join("\n");
     let (status, answer) = request(port, "/v1/events", &[], mixed.as_bytes()).unwrap();
     assert_eq!(status, 503, "{answer}");
     assert!(answer.contains("could not be kept"), "{answer}");
@@ -436,7 +418,7 @@ fn a_partner_over_its_rate_gets_429() {
     let dir = temp_dir("rate");
     let (_server, port) = start(&dir);
     let token = bearer(SLOW_TOKEN);
-    let body = scanner("192.0.2.1", "");
+    let body = common::scanner_with("192.0.2.1", "");
     let (status, answer) = request(port, "/v1/events", &[&token], body.as_bytes()).unwrap();
     assert_eq!(status, 200, "{answer}");
     let (status, answer) = request(port, "/v1/events", &[&token], body.as_bytes()).unwrap();

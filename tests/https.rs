@@ -15,7 +15,7 @@ fn the_listener_speaks_https_with_the_configured_certificate() {
     let dir = common::scratch("https");
     let pki = common::tls::Pki::new(&dir);
     let port = common::free_port();
-    let digest = sha256(TOKEN);
+    let digest = common::hex_sha256(TOKEN);
     let config = dir.join("bridge.toml");
     std::fs::write(
         &config,
@@ -94,14 +94,6 @@ partners = ["sender", "archive"]
     assert!(server.terminate(), "serve stops cleanly on SIGTERM");
     let archived = std::fs::read_to_string(dir.join("archive.jsonl")).unwrap();
     assert!(archived.contains("192.0.2.7"), "{archived}");
-}
-
-fn sha256(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]

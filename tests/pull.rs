@@ -10,18 +10,10 @@ use std::path::Path;
 
 use common::Server;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const SENDER: &str = "sender-token";
 const FEED: &str = "feed-token";
 const OTHER: &str = "other-token";
-
-fn hex_sha256(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// `serve` with an HTTP ingest (the `sender` partner's token sends) routed
 /// to `feed` (IDEA, pulled), `other` (IntelMQ, pulled) and `archive`
@@ -29,15 +21,7 @@ fn hex_sha256(token: &str) -> String {
 fn start(dir: &Path) -> (Server, u16) {
     let port = common::free_port();
     let config = format!(
-        r#"
-origin = "cert-q"
-[http]
-listen = "127.0.0.1:{port}"
-[store]
-path = "{store}"
-[[inputs]]
-name = "in"
-transport = "http"
+        r#"{head}
 [[partners]]
 name = "sender"
 format = "intelmq"
@@ -63,24 +47,18 @@ path = "{archive}"
 input = "in"
 partners = ["feed", "other", "archive"]
 "#,
-        store = dir.join("store").display(),
+        head = common::ingest_config_head("cert-q", port, "", &dir.join("store")),
         sender = dir.join("sender.jsonl").display(),
         archive = dir.join("archive.jsonl").display(),
-        sender_digest = hex_sha256(SENDER),
-        feed_digest = hex_sha256(FEED),
-        other_digest = hex_sha256(OTHER),
+        sender_digest = common::hex_sha256(SENDER),
+        feed_digest = common::hex_sha256(FEED),
+        other_digest = common::hex_sha256(OTHER),
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, config).unwrap();
     (
         common::serve(&["--config", path.to_str().unwrap()], port),
         port,
-    )
-}
-
-fn scanner(ip: &str, tlp: &str) -> String {
-    format!(
-        r#"{{"__type": "Event", "source.ip": "{ip}", "classification.type": "scanner", "time.source": "2026-11-23T10:00:00+00:00", "tlp": "{tlp}"}}"#
     )
 }
 
@@ -148,7 +126,7 @@ fn a_consumer_paging_through_gets_each_event_once_in_order() {
     let (_server, port) = start(&dir);
     let events: Vec<String> = (1..=8)
         .map(|i| {
-            scanner(
+            common::scanner(
                 &format!("192.0.2.{i}"),
                 if i == 5 { "RED" } else { "GREEN" },
             )
@@ -182,7 +160,7 @@ fn a_consumer_paging_through_gets_each_event_once_in_order() {
     assert!(!pulled.iter().any(|e| e.contains("192.0.2.5")));
 
     // A new event appears on the next read from the last cursor.
-    ingest(port, &[scanner("192.0.2.9", "GREEN")]);
+    ingest(port, &[common::scanner("192.0.2.9", "GREEN")]);
     let last = cursor.unwrap();
     let (events, next) = page(port, &format!("?after={last}"));
     assert_eq!(events.len(), 1);
@@ -192,7 +170,7 @@ fn a_consumer_paging_through_gets_each_event_once_in_order() {
     let (events, _) = page(port, "");
     assert_eq!(events.len(), 8);
 
-    let metrics = common::http(port, "GET", "/metrics", &[], b"").unwrap().1;
+    let metrics = common::metrics(port);
     assert!(
         metrics.contains(r#"intelmq_bridge_pulled_total{partner="feed"} 16"#),
         "{metrics}"
@@ -207,7 +185,7 @@ fn a_consumer_paging_through_gets_each_event_once_in_order() {
 fn only_the_partner_itself_may_pull() {
     let dir = common::scratch("pull-auth");
     let (_server, port) = start(&dir);
-    ingest(port, &[scanner("192.0.2.1", "GREEN")]);
+    ingest(port, &[common::scanner("192.0.2.1", "GREEN")]);
     let feed = "/v1/partners/feed/events";
 
     let (status, head, body) = get(port, feed, None);

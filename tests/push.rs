@@ -117,15 +117,7 @@ fn config(dir: &Path, port: u16, partner_port: u16, timeout_ms: u64) -> PathBuf 
 /// The same with `warden` at `url`, with `extra` keys.
 fn config_to(dir: &Path, port: u16, url: &str, extra: &str) -> PathBuf {
     let text = format!(
-        r#"
-origin = "cert-p"
-[http]
-listen = "127.0.0.1:{port}"
-[store]
-path = "{store}"
-[[inputs]]
-name = "in"
-transport = "http"
+        r#"{head}
 [[partners]]
 name = "warden"
 format = "idea"
@@ -145,7 +137,7 @@ path = "{archive}"
 input = "in"
 partners = ["warden", "archive"]
 "#,
-        store = dir.join("store").display(),
+        head = common::ingest_config_head("cert-p", port, "", &dir.join("store")),
         archive = dir.join("archive.jsonl").display(),
     );
     let path = dir.join("bridge.toml");
@@ -157,12 +149,6 @@ fn start(config: &Path, port: u16) -> Server {
     common::serve(&["--config", config.to_str().unwrap()], port)
 }
 
-fn scanner(ip: &str, tlp: &str) -> String {
-    format!(
-        r#"{{"__type": "Event", "source.ip": "{ip}", "classification.type": "scanner", "time.source": "2026-11-23T10:00:00+00:00", "tlp": "{tlp}"}}"#
-    )
-}
-
 /// POSTs one JSON Lines body to the ingest; the ingest's answer.
 fn ingest(port: u16, events: &[String]) -> Value {
     let body = events.join("\n");
@@ -170,12 +156,6 @@ fn ingest(port: u16, events: &[String]) -> Value {
         common::http(port, "POST", "/v1/events", &[], body.as_bytes()).expect("ingest answers");
     assert_eq!(status, 200, "{answer}");
     serde_json::from_str(&answer).unwrap()
-}
-
-fn metrics(port: u16) -> String {
-    common::http(port, "GET", "/metrics", &[], b"")
-        .map(|(_, body)| body)
-        .unwrap_or_default()
 }
 
 /// Waits (up to 30 s) until `done` holds.
@@ -192,12 +172,12 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 fn queue_three_while_down(config: &Path, port: u16) {
     let events: Vec<String> = ["203.0.113.1", "203.0.113.66", "203.0.113.3"]
         .iter()
-        .map(|ip| scanner(ip, "GREEN"))
+        .map(|ip| common::scanner(ip, "GREEN"))
         .collect();
     let mut server = start(config, port);
     ingest(port, &events);
     wait_until("three events waiting", || {
-        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 3"#)
+        common::metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 3"#)
     });
     assert!(server.terminate(), "serve stops cleanly");
 }
@@ -261,7 +241,7 @@ fn a_partner_that_fails_for_a_while_receives_every_event_once() {
     let _server = start(&config(&dir, port, partner_port, 5000), port);
     let events: Vec<String> = (1..=7)
         .map(|i| {
-            scanner(
+            common::scanner(
                 &format!("192.0.2.{i}"),
                 if i == 4 { "RED" } else { "GREEN" },
             )
@@ -275,7 +255,7 @@ fn a_partner_that_fails_for_a_while_receives_every_event_once() {
         pushed(&partner.accepted()).len() >= 6
     });
     wait_until("an empty outbox", || {
-        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
+        common::metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
     });
     let accepted = partner.accepted();
     let archive = archive(&dir);
@@ -300,7 +280,7 @@ fn a_partner_that_fails_for_a_while_receives_every_event_once() {
         );
         assert_eq!(request.content_type.as_deref(), Some("application/json"));
     }
-    let metrics = metrics(port);
+    let metrics = common::metrics(port);
     assert!(
         metrics.contains(
             r#"intelmq_bridge_push_failed_total{partner="warden",reason="status_5xx"} 4"#
@@ -320,14 +300,14 @@ fn events_in_the_outbox_survive_a_restart_while_the_partner_is_down() {
     let (port, partner_port) = (common::free_port(), common::free_port());
     let config = config(&dir, port, partner_port, 5000);
     let events: Vec<String> = (1..=5)
-        .map(|i| scanner(&format!("198.51.100.{i}"), "GREEN"))
+        .map(|i| common::scanner(&format!("198.51.100.{i}"), "GREEN"))
         .collect();
     {
         // Nothing listens on the partner's port.
         let mut server = start(&config, port);
         ingest(port, &events);
         wait_until("five events waiting and a failed connection", || {
-            let metrics = metrics(port);
+            let metrics = common::metrics(port);
             metrics.contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 5"#)
                 && metrics.contains(r#"reason="connect""#)
         });
@@ -342,7 +322,7 @@ fn events_in_the_outbox_survive_a_restart_while_the_partner_is_down() {
     assert_eq!(archive.len(), 5);
     assert_eq!(joined(&partner.accepted()), archive.join(","));
     wait_until("an empty outbox", || {
-        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
+        common::metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
     });
 }
 
@@ -362,7 +342,7 @@ fn a_message_the_partner_refuses_goes_to_the_dead_letters_and_the_rest_arrive() 
     // Restarted with the three waiting: the first request carries them all.
     let _server = start(&config, port);
     wait_until("an empty outbox", || {
-        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
+        common::metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
     });
     let delivered = pushed(&partner.accepted());
     let archive = archive(&dir);
@@ -383,7 +363,7 @@ fn a_message_the_partner_refuses_goes_to_the_dead_letters_and_the_rest_arrive() 
     assert_eq!(letter["status"], 400);
     assert_eq!(letter["answer"], "Source IP 203.0.113.66 is not accepted");
     assert_eq!(letter["message"].to_string(), archive[1]);
-    let metrics = metrics(port);
+    let metrics = common::metrics(port);
     assert!(
         metrics.contains(r#"intelmq_bridge_push_rejected_total{partner="warden"} 1"#),
         "{metrics}"
@@ -404,11 +384,11 @@ fn a_partner_too_slow_to_answer_gets_the_batch_again() {
     );
     let _server = start(&config(&dir, port, partner_port, 300), port);
     let events: Vec<String> = (1..=4)
-        .map(|i| scanner(&format!("192.0.2.{i}"), "GREEN"))
+        .map(|i| common::scanner(&format!("192.0.2.{i}"), "GREEN"))
         .collect();
     ingest(port, &events);
     wait_until("an empty outbox after a timeout", || {
-        let metrics = metrics(port);
+        let metrics = common::metrics(port);
         metrics.contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
             && metrics.contains(r#"reason="timeout""#)
     });
@@ -436,14 +416,14 @@ fn an_https_partner_is_reached_with_its_own_ca_and_this_instances_certificate() 
     let front = runtime.block_on(pki.front(([127, 0, 0, 1], partner_port).into(), true));
     let url = format!("https://localhost:{front}/warden/events");
     let trust = format!("push_ca = \"{}\"", pki.ca.display());
-    let event = scanner("192.0.2.10", "GREEN");
+    let event = common::scanner("192.0.2.10", "GREEN");
     {
         // Trusting the partner, but without a certificate of our own: the
         // handshake fails, nothing arrives, the event waits in the outbox.
         let mut server = start(&config_to(&dir, port, &url, &trust), port);
         ingest(port, std::slice::from_ref(&event));
         wait_until("a failed handshake", || {
-            metrics(port).contains(r#"intelmq_bridge_push_failed_total{partner="warden""#)
+            common::metrics(port).contains(r#"intelmq_bridge_push_failed_total{partner="warden""#)
         });
         assert!(partner.requests().is_empty());
         assert!(server.terminate(), "serve stops cleanly");
@@ -476,7 +456,7 @@ fn a_warden_refusal_dead_letters_only_the_events_it_names() {
     let partner = Partner::start(partner_port, Box::new(move |_, _| now(460, refusal)));
     let _server = start(&config, port);
     wait_until("an empty outbox", || {
-        metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
+        common::metrics(port).contains(r#"intelmq_bridge_outbox_pending{partner="warden"} 0"#)
     });
     // One request: the saved events are not sent again.
     let requests = partner.requests();
@@ -487,7 +467,7 @@ fn a_warden_refusal_dead_letters_only_the_events_it_names() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0]["status"], 460);
     assert_eq!(letters[0]["message"].to_string(), archive[1]);
-    let metrics = metrics(port);
+    let metrics = common::metrics(port);
     assert!(
         metrics.contains(r#"intelmq_bridge_published_total{partner="warden",format="idea"} 2"#),
         "{metrics}"

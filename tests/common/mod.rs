@@ -100,6 +100,46 @@ pub fn unique_events(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The start of a `serve` configuration with `origin`, the listener on
+/// `port` (with `http_extra` keys), the store in `store` and one HTTP
+/// ingest input named `in`; partners and routes follow.
+pub fn ingest_config_head(origin: &str, port: u16, http_extra: &str, store: &Path) -> String {
+    format!(
+        "origin = \"{origin}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{http_extra}\n\
+         [store]\npath = \"{}\"\n[[inputs]]\nname = \"in\"\ntransport = \"http\"\n",
+        store.display()
+    )
+}
+
+/// An IntelMQ scanner event from `ip`, with `more` (`, "key": value` pairs)
+/// added, as JSON text.
+pub fn scanner_with(ip: &str, more: &str) -> String {
+    format!(
+        r#"{{"__type": "Event", "source.ip": "{ip}", "classification.type": "scanner", "time.source": "2026-11-23T10:00:00+00:00"{more}}}"#
+    )
+}
+
+/// An IntelMQ scanner event from `ip` at TLP `tlp`, as JSON text.
+pub fn scanner(ip: &str, tlp: &str) -> String {
+    scanner_with(ip, &format!(r#", "tlp": "{tlp}""#))
+}
+
+/// The hex SHA-256 of a bearer token, as a partner's `token_sha256` holds it.
+pub fn hex_sha256(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `/metrics` text of the `serve` on `port`, empty when it does not answer.
+pub fn metrics(port: u16) -> String {
+    http(port, "GET", "/metrics", &[], b"")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
 /// A scratch directory for one test, emptied first.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
