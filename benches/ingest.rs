@@ -1,10 +1,12 @@
 //! Ingest throughput of `intelmq-bridge serve` over loopback: events per
 //! second for batched `POST /v1/events` (JSON Lines) from two concurrent
-//! clients, into an HTTP input routed to a file partner, with a `[store]`
-//! for the dead letters. Every answer must accept its whole batch, and the
+//! clients authenticated by a bearer token, into an HTTP input routed to a
+//! file partner, with a `[store]` for the dead letters. Every answer must accept its whole batch, and the
 //! partner's file must hold every event at the end. With RabbitMQ on
 //! 127.0.0.1:5672, the same into an AMQP partner (a durable queue,
-//! publisher confirms), whose queue must hold every event.
+//! publisher confirms), whose queue must hold every event. And into a pull
+//! partner, whose messages wait in the durable outbox (one redb commit per
+//! request), which must hold every event.
 //!
 //! `cargo bench --bench ingest` (`INGEST_BENCH_EVENTS` sets the count,
 //! default 100,000; `INGEST_BENCH_BATCH` the first batch size, default
@@ -27,7 +29,9 @@ use serde_json::Value;
 /// Concurrent clients.
 const CLIENTS: usize = 2;
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The clients' bearer token: they send as the partner `client`, as a
+/// partner of an operator's bridge would.
+const CLIENT_TOKEN: &str = "bench-client";
 
 /// Where the events go.
 #[derive(Clone, Copy)]
@@ -36,6 +40,8 @@ enum Partner {
     File,
     /// A durable queue on the local RabbitMQ.
     Amqp,
+    /// A pull partner: the durable outbox in the store directory.
+    Outbox,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -56,6 +62,8 @@ fn main() -> Result<(), Error> {
         (Partner::File, batch, &events[..]),
         (Partner::File, 100, &events[..]),
         (Partner::File, 1, &events[..(count / 100).max(1)]),
+        (Partner::Outbox, batch, &events[..]),
+        (Partner::Outbox, 100, &events[..]),
     ];
     if broker {
         runs.extend([
@@ -70,6 +78,7 @@ fn main() -> Result<(), Error> {
         let name = match partner {
             Partner::File => "file",
             Partner::Amqp => "amqp",
+            Partner::Outbox => "outbox",
         };
         println!(
             "  {name} partner, batch {batch:>5}: {:>7} events in {:>6.2} s  {:>9.0} events/s",
@@ -90,7 +99,11 @@ fn run(partner: Partner, events: &[Vec<u8>], batch: usize) -> Result<Duration, E
     let queue = format!("ib-ingest-bench-{}-{batch}", std::process::id());
     let way = match partner {
         Partner::File => format!("transport = \"file\"\npath = \"{}\"", dir.display()),
-        Partner::Amqp => format!("url = \"{URL}\"\nqueue = \"{queue}\""),
+        Partner::Amqp => format!("url = \"{}\"\nqueue = \"{queue}\"", common::amqp::URL),
+        Partner::Outbox => format!(
+            "transport = \"pull\"\ntoken_sha256 = \"{}\"",
+            common::hex_sha256("bench-feed")
+        ),
     };
     let config = format!(
         r#"{head}format = "intelmq"
@@ -100,11 +113,22 @@ format = "intelmq"
 {way}
 max_tlp = "RED"
 n6_restrictions = ["public", "need-to-know", "internal"]
+[[partners]]
+name = "client"
+format = "intelmq"
+transport = "file"
+path = "{client}"
+token_sha256 = "{client_digest}"
+# The bench measures throughput, not the rate limit.
+rate_limit = 1000000
+rate_burst = 1000000
 [[routes]]
 input = "in"
 partners = ["out"]
 "#,
-        head = common::ingest_config_head("bench", port, "", &dir)
+        head = common::ingest_config_head("bench", port, "", &dir),
+        client = dir.join("client.jsonl").display(),
+        client_digest = common::hex_sha256(CLIENT_TOKEN),
     );
     let path = dir.join("bridge.toml");
     std::fs::write(&path, config)?;
@@ -126,11 +150,13 @@ partners = ["out"]
             .try_for_each(|client| client.join().map_err(|_| "a client panicked")?)
     })?;
     let elapsed = start.elapsed();
+    let pending = outbox_pending(port);
     drop(server);
 
     let written = match partner {
         Partner::File => lines(&dir.join("out.jsonl"))?,
         Partner::Amqp => delete_queue(&queue)?,
+        Partner::Outbox => pending,
     };
     if written != events.len() {
         return Err(format!("the partner holds {written} events, not {}", events.len()).into());
@@ -142,7 +168,8 @@ partners = ["out"]
 /// Takes the next body until none is left, posts it, and checks that each
 /// of its records was accepted.
 fn post_all(port: u16, bodies: &[Vec<u8>], next: &AtomicUsize) -> Result<(), Error> {
-    let headers = ["Content-Type: application/x-ndjson"];
+    let authorization = format!("Authorization: Bearer {CLIENT_TOKEN}");
+    let headers = ["Content-Type: application/x-ndjson", authorization.as_str()];
     while let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) {
         let (status, answer) = common::http(port, "POST", "/v1/events", &headers, body)
             .ok_or("no answer from the server")?;
@@ -161,7 +188,8 @@ fn delete_queue(queue: &str) -> Result<usize, Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let connection = Connection::connect(URL, ConnectionProperties::default()).await?;
+        let connection =
+            Connection::connect(common::amqp::URL, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let held = channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())
@@ -169,6 +197,15 @@ fn delete_queue(queue: &str) -> Result<usize, Error> {
         let _ = connection.close(200, "".into()).await;
         Ok(held as usize)
     })
+}
+
+/// How many messages the outbox holds for the partner `out`.
+fn outbox_pending(port: u16) -> usize {
+    let gauge = r#"intelmq_bridge_outbox_pending{partner="out"} "#;
+    common::metrics(port)
+        .lines()
+        .find_map(|line| line.strip_prefix(gauge)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// How many lines a file holds.
