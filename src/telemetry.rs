@@ -125,6 +125,15 @@ pub enum Counted<'a> {
         /// How many messages the page held.
         messages: u64,
     },
+    /// A pull request was refused.
+    PullRefused {
+        /// The pull partner named in the path, empty when there is none
+        /// of that name (so a stranger cannot mint label values).
+        partner: &'a str,
+        /// `unauthenticated`, `forbidden`, `not_found`, `bad_request` or
+        /// `unavailable`.
+        reason: &'a str,
+    },
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -189,6 +198,10 @@ const HELP: &[(&str, &str)] = &[
         "Messages a partner refused for good, sent to the dead letters.",
     ),
     ("pulled_total", "Messages fetched by pull partners."),
+    (
+        "pull_refused_total",
+        "Pull requests refused, by the partner named and the reason.",
+    ),
 ];
 
 impl Telemetry {
@@ -321,6 +334,14 @@ impl Telemetry {
             Counted::Pulled { partner, messages } => {
                 tracing::debug!(partner, messages, "pulled");
                 ("pulled_total", vec![("partner", partner.into())], messages)
+            }
+            Counted::PullRefused { partner, reason } => {
+                tracing::info!(partner, reason, "pull request refused");
+                (
+                    "pull_refused_total",
+                    vec![("partner", partner.into()), ("reason", reason.into())],
+                    1,
+                )
             }
         };
         if let Ok(mut counters) = self.counters.lock() {

@@ -226,4 +226,17 @@ fn only_the_partner_itself_may_pull() {
         let error = answer["error"].as_str().unwrap();
         assert!(error.starts_with(parameter), "{query}: {error}");
     }
+    // Every refusal counted, by the pull partner named (a name that is no
+    // pull partner's is not a label) and the reason.
+    let metrics = common::metrics(port);
+    for (labels, count) in [
+        (r#"partner="feed",reason="unauthenticated""#, 1),
+        (r#"partner="feed",reason="forbidden""#, 3),
+        (r#"partner="",reason="not_found""#, 2),
+        (r#"partner="feed",reason="bad_request""#, 5),
+    ] {
+        let line = format!("intelmq_bridge_pull_refused_total{{{labels}}} {count}");
+        assert!(metrics.contains(&line), "{line}\n{metrics}");
+    }
+    assert!(!metrics.contains("nosuch"), "{metrics}");
 }

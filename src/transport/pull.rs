@@ -60,6 +60,14 @@ pub fn route(gateway: Arc<Gateway>, partners: Arc<Partners>) -> BoxedFilter<(Res
                         reply
                     }
                     Err((status, message)) => {
+                        let known = partners
+                            .configs
+                            .iter()
+                            .any(|p| p.name == name && p.transport == PartnerTransport::Pull);
+                        gateway.telemetry().record(Counted::PullRefused {
+                            partner: if known { &name } else { "" },
+                            reason: refusal_reason(status),
+                        });
                         let answer = json!({ "error": message });
                         let mut reply =
                             warp::reply::with_status(warp::reply::json(&answer), status)
@@ -162,6 +170,17 @@ async fn page(
     body.extend_from_slice(&outbox::json_array(&entries));
     body.extend_from_slice(format!(r#","next":"{next}"}}"#).as_bytes());
     Ok(body)
+}
+
+/// The metric's name for a refusal's status.
+fn refusal_reason(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::BAD_REQUEST => "bad_request",
+        _ => "unavailable",
+    }
 }
 
 fn bad_request(message: String) -> Refused {
