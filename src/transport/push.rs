@@ -85,10 +85,23 @@ pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     initial.checked_mul(factor).unwrap_or(max).min(max)
 }
 
-/// A `Retry-After` given in seconds (the date form is not honoured).
+/// The wait a `Retry-After` header asks for, from now.
 fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    let seconds = value?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds))
+    retry_after_at(value, chrono::Utc::now())
+}
+
+/// `Retry-After` as seconds, or as an HTTP date (`Wed, 21 Oct 2015
+/// 07:28:00 GMT`), the wait from `now`; a date already past means at once.
+fn retry_after_at(
+    value: Option<&HeaderValue>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    Some((date.to_utc() - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// What one request came to.
@@ -502,17 +515,21 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
+    fn retry_after_is_read_in_seconds_or_as_a_date() {
         let header = |text: &'static str| HeaderValue::from_static(text);
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |text| retry_after_at(Some(&header(text)), now);
+        assert_eq!(at("7"), Some(Duration::from_secs(7)));
         assert_eq!(
-            retry_after(Some(&header("7"))),
-            Some(Duration::from_secs(7))
+            at("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::from_secs(60))
         );
-        assert_eq!(
-            retry_after(Some(&header("Wed, 21 Oct 2015 07:28:00 GMT"))),
-            None
-        );
-        assert_eq!(retry_after(Some(&header("-1"))), None);
+        // A date past is at once; anything else says nothing.
+        assert_eq!(at("Wed, 21 Oct 2015 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(at("-1"), None);
+        assert_eq!(at("soon"), None);
         assert_eq!(retry_after(None), None);
     }
 }
