@@ -14,9 +14,15 @@
 //! entries, and redb serialises write transactions, so a reader never sees
 //! a sequence before every smaller one is committed: a pull cursor never
 //! skips an entry appended concurrently.
+//!
+//! Appends are committed in groups: while one transaction is being made
+//! durable, the appends that arrive wait, and the next transaction commits
+//! them all at once, so many AMQP deliveries in flight share one sync to
+//! the disk instead of taking one each.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -50,6 +56,18 @@ pub struct Entry {
 pub struct Outbox {
     db: Database,
     telemetry: Arc<Telemetry>,
+    /// Appends waiting for the next group commit.
+    waiting: Mutex<Vec<Append>>,
+    /// Held by the caller that commits a group; the others wait their turn.
+    committing: Mutex<()>,
+}
+
+/// One caller's append, waiting to be committed with the others.
+struct Append {
+    partner: String,
+    messages: Vec<Vec<u8>>,
+    /// Where the sequence of the first message, or why it failed, goes.
+    done: mpsc::SyncSender<std::result::Result<u64, String>>,
 }
 
 fn store_error(error: impl std::fmt::Display) -> Error {
@@ -73,23 +91,83 @@ impl Outbox {
             }
         }
         transaction.commit().map_err(store_error)?;
-        Ok(Outbox { db, telemetry })
+        Ok(Outbox {
+            db,
+            telemetry,
+            waiting: Mutex::new(Vec::new()),
+            committing: Mutex::new(()),
+        })
     }
 
-    /// Appends `messages` for `partner` in one durable transaction and
-    /// returns the sequence of the first (the others follow it by one).
-    /// A caller acknowledges its input only once this returned.
-    pub fn append(&self, partner: &str, messages: &[Vec<u8>]) -> Result<u64> {
+    /// Appends `messages` for `partner` durably and returns the sequence of
+    /// the first (the others follow it by one). A caller acknowledges its
+    /// input only once this returned. Concurrent calls share a commit.
+    pub fn append(&self, partner: &str, messages: Vec<Vec<u8>>) -> Result<u64> {
+        self.enqueue(partner, messages).wait(self)
+    }
+
+    /// Puts `messages` for `partner` in line for the next commit, without
+    /// waiting: appends are stored in the order they were enqueued. Nothing
+    /// is durable until [`Queued::wait`] returns.
+    pub fn enqueue(&self, partner: &str, messages: Vec<Vec<u8>>) -> Queued {
+        let (done, result) = mpsc::sync_channel(1);
+        lock(&self.waiting).push(Append {
+            partner: partner.to_owned(),
+            messages,
+            done,
+        });
+        Queued(result)
+    }
+
+    /// Commits a group of appends in one transaction and tells each caller
+    /// its first sequence, or the error.
+    fn commit_group(&self, group: Vec<Append>) {
         let now = unix_now();
-        self.change(partner, |entries, (last, count)| {
-            for (seq, message) in (last + 1..).zip(messages) {
-                entries
-                    .insert((partner, seq), (now, message.as_slice()))
-                    .map_err(store_error)?;
+        let committed = (|| {
+            let transaction = self.db.begin_write().map_err(store_error)?;
+            let mut firsts = Vec::with_capacity(group.len());
+            let mut depths = Vec::new();
+            {
+                let mut entries = transaction.open_table(ENTRIES).map_err(store_error)?;
+                let mut partners = transaction.open_table(PARTNERS).map_err(store_error)?;
+                for append in &group {
+                    let partner = append.partner.as_str();
+                    let (last, count) = partners
+                        .get(partner)
+                        .map_err(store_error)?
+                        .map_or((0, 0), |state| state.value());
+                    for (seq, message) in (last + 1..).zip(&append.messages) {
+                        entries
+                            .insert((partner, seq), (now, message.as_slice()))
+                            .map_err(store_error)?;
+                    }
+                    let added = append.messages.len() as u64;
+                    partners
+                        .insert(partner, (last + added, count + added))
+                        .map_err(store_error)?;
+                    firsts.push(last + 1);
+                    depths.push((partner, count + added));
+                }
             }
-            let added = messages.len() as u64;
-            Ok(((last + added, count + added), last + 1))
-        })
+            transaction.commit().map_err(store_error)?;
+            // The last depth of each partner is its depth now.
+            for (partner, depth) in depths {
+                self.telemetry.set_outbox_pending(partner, depth);
+            }
+            Ok::<_, Error>(firsts)
+        })();
+        match committed {
+            Ok(firsts) => {
+                for (append, first) in group.iter().zip(firsts) {
+                    let _ = append.done.send(Ok(first));
+                }
+            }
+            Err(error) => {
+                for append in &group {
+                    let _ = append.done.send(Err(error.to_string()));
+                }
+            }
+        }
     }
 
     /// Up to `limit` of `partner`'s entries after sequence `after`, in order.
@@ -193,6 +271,34 @@ impl Outbox {
     }
 }
 
+/// An append in line for a commit.
+pub struct Queued(mpsc::Receiver<std::result::Result<u64, String>>);
+
+impl Queued {
+    /// Blocks until the append is committed (committing the appends in
+    /// line, this one's among them, unless another caller already is):
+    /// the sequence of its first message.
+    pub fn wait(self, outbox: &Outbox) -> Result<u64> {
+        {
+            let _turn = lock(&outbox.committing);
+            let group = std::mem::take(&mut *lock(&outbox.waiting));
+            if !group.is_empty() {
+                outbox.commit_group(group);
+            }
+        }
+        self.0
+            .recv()
+            .map_err(|_| Error::Store("outbox: an append was lost".into()))?
+            .map_err(Error::Store)
+    }
+}
+
+/// A lock, also when another holder panicked: the data it guards (a list
+/// of waiting appends, or nothing) stays consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The messages of `entries` as one JSON array, byte for byte as the
 /// outbox holds them: the body of a push, the `events` of a pull page.
 pub fn json_array(entries: &[Entry]) -> Vec<u8> {
@@ -247,9 +353,9 @@ mod tests {
     fn appended_messages_are_read_in_order_per_partner() {
         let telemetry = Arc::new(Telemetry::new());
         let outbox = Outbox::open(&scratch("order"), telemetry.clone()).unwrap();
-        assert_eq!(outbox.append("a", &messages(&["1", "2", "3"])).unwrap(), 1);
-        assert_eq!(outbox.append("b", &messages(&["x"])).unwrap(), 1);
-        assert_eq!(outbox.append("a", &messages(&["4"])).unwrap(), 4);
+        assert_eq!(outbox.append("a", messages(&["1", "2", "3"])).unwrap(), 1);
+        assert_eq!(outbox.append("b", messages(&["x"])).unwrap(), 1);
+        assert_eq!(outbox.append("a", messages(&["4"])).unwrap(), 4);
         let all = outbox.read("a", 0, 100).unwrap();
         assert_eq!(
             bodies(&all),
@@ -266,12 +372,41 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_appends_get_every_sequence_once_in_their_own_order() {
+        let telemetry = Arc::new(Telemetry::new());
+        let outbox = Arc::new(Outbox::open(&scratch("group"), telemetry.clone()).unwrap());
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let outbox = outbox.clone();
+                scope.spawn(move || {
+                    let partner = ["a", "b"][thread % 2];
+                    for n in 0..25 {
+                        let texts = [format!("{thread}-{n}-x"), format!("{thread}-{n}-y")];
+                        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                        let first = outbox.append(partner, messages(&texts)).unwrap();
+                        // The two messages of one append are adjacent.
+                        let read = outbox.read(partner, first - 1, 2).unwrap();
+                        assert_eq!(bodies(&read)[0].1, texts[0]);
+                        assert_eq!(bodies(&read)[1].1, texts[1]);
+                    }
+                });
+            }
+        });
+        for partner in ["a", "b"] {
+            let all = outbox.read(partner, 0, 1000).unwrap();
+            let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "{partner}");
+            assert_eq!(telemetry.outbox_pending(partner), Some(200));
+        }
+    }
+
+    #[test]
     fn removal_settles_the_front_and_sequences_survive_a_reopen() {
         let path = scratch("reopen");
         let telemetry = Arc::new(Telemetry::new());
         {
             let outbox = Outbox::open(&path, telemetry.clone()).unwrap();
-            outbox.append("a", &messages(&["1", "2", "3"])).unwrap();
+            outbox.append("a", messages(&["1", "2", "3"])).unwrap();
             outbox.remove_through("a", 2).unwrap();
             assert_eq!(bodies(&outbox.read("a", 0, 10).unwrap()), [(3, "3".into())]);
             outbox.remove_through("a", 3).unwrap();
@@ -281,14 +416,14 @@ mod tests {
         let outbox = Outbox::open(&path, telemetry.clone()).unwrap();
         assert_eq!(telemetry.outbox_pending("a"), Some(0));
         // Emptied, reopened: the next sequence still follows the last one.
-        assert_eq!(outbox.append("a", &messages(&["4"])).unwrap(), 4);
+        assert_eq!(outbox.append("a", messages(&["4"])).unwrap(), 4);
         assert_eq!(bodies(&outbox.read("a", 0, 10).unwrap()), [(4, "4".into())]);
     }
 
     #[test]
     fn prune_removes_only_entries_older_than_the_cutoff() {
         let outbox = Outbox::open(&scratch("prune"), Arc::new(Telemetry::new())).unwrap();
-        outbox.append("a", &messages(&["1", "2"])).unwrap();
+        outbox.append("a", messages(&["1", "2"])).unwrap();
         assert_eq!(outbox.prune("a", 0).unwrap(), 0);
         assert_eq!(outbox.read("a", 0, 10).unwrap().len(), 2);
         assert_eq!(outbox.prune("a", unix_now() + 10).unwrap(), 2);

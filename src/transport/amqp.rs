@@ -33,7 +33,7 @@ use crate::dead_letter::Stage;
 use crate::error::{Error, Result};
 use crate::gateway::{Failure, Gateway, Outcome};
 use crate::telemetry::Counted;
-use crate::transport::Partners;
+use crate::transport::{OutboxAppend, Partners};
 
 /// First wait before reconnecting; doubled on each failure up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
@@ -89,6 +89,8 @@ enum Target {
 struct InFlight {
     input: usize,
     confirms: Vec<(Target, Pending)>,
+    /// Outbox partners' messages in line for a commit, by partner index.
+    appends: Vec<(usize, OutboxAppend)>,
     failed: Vec<String>,
 }
 
@@ -274,6 +276,7 @@ impl AmqpInput {
         let mut waiting = InFlight {
             input: self.index,
             confirms: Vec::new(),
+            appends: Vec::new(),
             failed: Vec::new(),
         };
         match outcome {
@@ -308,16 +311,16 @@ impl AmqpInput {
                         continue;
                     }
                     if partner.transport.uses_outbox() {
-                        // Durable in the outbox before the delivery is
-                        // acknowledged; the push worker or the pull
-                        // endpoint takes it from there.
-                        if let Err(error) = self
-                            .partners
-                            .deliver(routed.partner, &routed.messages)
-                            .await
-                        {
-                            tracing::error!(partner = %partner.name, %error, "appending to the outbox");
-                            waiting.failed.push(partner.name.clone());
+                        // In line now, so the outbox keeps the input's
+                        // order; durable before the delivery is
+                        // acknowledged, in a commit shared with the other
+                        // deliveries in flight.
+                        match self.partners.enqueue(routed.partner, routed.messages) {
+                            Ok(append) => waiting.appends.push((routed.partner, append)),
+                            Err(error) => {
+                                tracing::error!(partner = %partner.name, %error, "appending to the outbox");
+                                waiting.failed.push(partner.name.clone());
+                            }
                         }
                         continue;
                     }
@@ -381,6 +384,13 @@ impl AmqpInput {
 /// failed, returns it to the queue (after a pause) to be tried again.
 async fn finish(gateway: Arc<Gateway>, delivery: Delivery, waiting: InFlight) -> Result<()> {
     let mut failed = waiting.failed;
+    for (partner, append) in waiting.appends {
+        if let Err(error) = append.settle().await {
+            let name = gateway.partner_name(partner);
+            tracing::error!(partner = name, %error, "appending to the outbox");
+            failed.push(name.to_owned());
+        }
+    }
     let mut confirmed = Vec::new();
     for (destination, pending) in waiting.confirms {
         let target = match destination {

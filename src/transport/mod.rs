@@ -47,6 +47,28 @@ enum Sink {
     },
 }
 
+/// Messages in line for the outbox, and whom to wake once they are in.
+pub struct OutboxAppend {
+    queued: outbox::Queued,
+    outbox: Arc<Outbox>,
+    wake: Arc<Notify>,
+}
+
+impl OutboxAppend {
+    /// Returns once the messages are durable, then wakes the partner's
+    /// push worker.
+    pub async fn settle(self) -> Result<()> {
+        let OutboxAppend {
+            queued,
+            outbox,
+            wake,
+        } = self;
+        outbox::blocking(&outbox, move |outbox| queued.wait(outbox)).await?;
+        wake.notify_one();
+        Ok(())
+    }
+}
+
 /// Where the service's partners live, by partner index.
 pub struct Partners {
     pub(crate) configs: Vec<PartnerConfig>,
@@ -109,17 +131,7 @@ impl Partners {
         match self.sinks.get(index) {
             Some(Sink::File(file)) => Ok(file.write(messages)?),
             Some(Sink::Amqp(publisher)) => publisher.publish(messages).await,
-            Some(Sink::Outbox { wake }) => {
-                let outbox = self
-                    .outbox
-                    .as_ref()
-                    .ok_or_else(|| Error::Store("no outbox is open".into()))?;
-                let name = self.configs[index].name.clone();
-                let messages = messages.to_vec();
-                outbox::blocking(outbox, move |outbox| outbox.append(&name, &messages)).await?;
-                wake.notify_one();
-                Ok(())
-            }
+            Some(Sink::Outbox { .. }) => self.enqueue(index, messages.to_vec())?.settle().await,
             None => Err(Error::Transport(format!("no partner {index}"))),
         }
     }
@@ -135,6 +147,25 @@ impl Partners {
     /// The outbox, when some partner is `http` or `pull`.
     pub fn outbox(&self) -> Option<&Arc<Outbox>> {
         self.outbox.as_ref()
+    }
+
+    /// Puts messages for outbox partner `index` in line, in the order of
+    /// the calls; they are durable once the returned append is settled.
+    /// An AMQP input enqueues while it reads and settles with the other
+    /// outputs of a delivery, so deliveries in flight share commits.
+    pub fn enqueue(&self, index: usize, messages: Vec<Vec<u8>>) -> Result<OutboxAppend> {
+        let (Some(outbox), Some(Sink::Outbox { wake }), Some(config)) = (
+            self.outbox.as_ref(),
+            self.sinks.get(index),
+            self.configs.get(index),
+        ) else {
+            return Err(Error::Store(format!("partner {index} has no outbox")));
+        };
+        Ok(OutboxAppend {
+            queued: outbox.enqueue(&config.name, messages),
+            outbox: outbox.clone(),
+            wake: wake.clone(),
+        })
     }
 
     /// What wakes the push worker of partner `index` when messages for it
