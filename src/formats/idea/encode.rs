@@ -584,30 +584,32 @@ fn sides(
     let mut entries: [Map<String, Value>; 2] =
         [Map::with_capacity(capacity), Map::with_capacity(capacity)];
     let mut has_content = [false, false];
-    for (index, (((names, entry), content), extra_key)) in tables
-        .side_fields
+    let found = side_values(fields, tables);
+    let status = fields.get(&tables.side_note);
+    let extras = EXTRA_SIDE_KEYS.map(|key| fields.get(key));
+    for (index, (((values, entry), content), extra)) in found
         .iter()
         .zip(entries.iter_mut())
         .zip(has_content.iter_mut())
-        .zip(EXTRA_SIDE_KEYS)
+        .zip(&extras)
         .enumerate()
     {
         let mut types = Vec::new();
         if index == 0 {
             types.extend(kind.and_then(|kind| tables.source_type_of(kind)));
         }
-        if fields.get(&names.tor_node) == Some(&Value::Bool(true)) {
+        if values.tor_node == Some(&Value::Bool(true)) {
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
             entry.insert("Type".into(), json!(types));
         }
-        let address = fields
-            .get(&names.ip)
+        let address = values
+            .ip
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| {
-                let network: IpNet = fields.get(&names.network)?.as_str()?.parse().ok()?;
+                let network: IpNet = values.network?.as_str()?.parse().ok()?;
                 Some(if network.prefix_len() == network.max_prefix_len() {
                     network.addr().to_string()
                 } else {
@@ -617,33 +619,33 @@ fn sides(
         if let Some(address) = address {
             entry.insert(address_key(&address, "IP4", "IP6").into(), json!([address]));
         }
-        for (pair, name) in tables.side.iter().zip(&names.pairs) {
-            if let Some(value) = fields.get(name) {
+        for (pair, value) in tables.side.iter().zip(&values.pairs) {
+            if let Some(value) = value {
                 entry.insert(pair.idea.clone(), json!([value]));
             }
         }
-        if let Some(local) = fields.get(&names.local_ip).and_then(Value::as_str) {
+        if let Some(local) = values.local_ip.and_then(Value::as_str) {
             entry.insert(
                 address_key(local, "LocalIP4", "LocalIP6").into(),
                 json!([local]),
             );
         }
-        if let Some(status) = fields.get(&tables.side_note) {
+        if let Some(status) = status {
             if entry.keys().any(|key| key != "Type") {
                 entry.insert("Note".into(), status.clone());
             }
         }
-        *content = entry.keys().any(|key| key != "Type") || fields.contains_key(extra_key);
+        *content = entry.keys().any(|key| key != "Type") || extra.is_some();
     }
     let protocol: Vec<&Value> = ["protocol.transport", "protocol.application"]
         .iter()
         .filter_map(|key| fields.get(*key))
         .collect();
     let mut result: [Option<Map<String, Value>>; 2] = [None, None];
-    for (((mut entry, content), extra_key), slot) in entries
+    for (((mut entry, content), extra), slot) in entries
         .into_iter()
         .zip(has_content)
-        .zip(EXTRA_SIDE_KEYS)
+        .zip(extras)
         .zip(result.iter_mut())
     {
         // A side with nothing but the Type the classification implies says
@@ -654,7 +656,7 @@ fn sides(
         if !protocol.is_empty() {
             entry.insert("Proto".into(), json!(protocol));
         }
-        if let Some(Value::Object(extra)) = fields.get(extra_key) {
+        if let Some(Value::Object(extra)) = extra {
             for (key, value) in extra {
                 entry.insert(key.clone(), value.clone());
             }
@@ -662,6 +664,55 @@ fn sides(
         *slot = Some(entry);
     }
     result
+}
+
+/// One side's fields that [`sides`] reads, found in one pass over the
+/// event's fields: cheaper than hashing every name the side table has, most
+/// of which an event lacks.
+#[derive(Default)]
+struct SideValues<'f> {
+    /// `<side>.ip`.
+    ip: Option<&'f Value>,
+    /// `<side>.network`.
+    network: Option<&'f Value>,
+    /// `<side>.local_ip`.
+    local_ip: Option<&'f Value>,
+    /// `<side>.tor_node`.
+    tor_node: Option<&'f Value>,
+    /// `<side>.<pair.intelmq>` for each pair of [`Tables::side`], in its order.
+    pairs: Vec<Option<&'f Value>>,
+}
+
+/// The [`SideValues`] of `Source` and `Target`, in the order of
+/// [`Tables::sides`].
+fn side_values<'f>(fields: &'f Map<String, Value>, tables: &Tables) -> [SideValues<'f>; 2] {
+    let mut found: [SideValues<'f>; 2] = Default::default();
+    for values in &mut found {
+        values.pairs = vec![None; tables.side.len()];
+    }
+    for (key, value) in fields {
+        for (side, values) in tables.sides.iter().zip(&mut found) {
+            let Some(suffix) = key
+                .strip_prefix(side.intelmq.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
+                continue;
+            };
+            match suffix {
+                "ip" => values.ip = Some(value),
+                "network" => values.network = Some(value),
+                "local_ip" => values.local_ip = Some(value),
+                "tor_node" => values.tor_node = Some(value),
+                _ => {}
+            }
+            for (pair, slot) in tables.side.iter().zip(&mut values.pairs) {
+                if pair.intelmq == suffix {
+                    *slot = Some(value);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// `IP4`-style key for an IPv4 address or network, `IP6`-style otherwise.
