@@ -35,7 +35,7 @@ const EVENT_HASH_SCHEME: &str = "intelmq-hash";
 
 /// The IDEA pieces of one event, before a group is merged.
 struct Parts {
-    top: Map<String, Value>,
+    top: TopKeys,
     attach: Vec<Value>,
     sides: [Option<Map<String, Value>>; 2],
     nodes: Vec<Value>,
@@ -84,7 +84,7 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         .collect::<Result<Vec<_>>>()?;
     // The parts are owned, so their pieces move into the message; the first
     // part gives the top-level keys and the nodes.
-    let mut first: Option<(Map<String, Value>, Vec<Value>)> = None;
+    let mut first: Option<(TopKeys, Vec<Value>)> = None;
     let mut sides: [Vec<Map<String, Value>>; 2] = [Vec::new(), Vec::new()];
     let mut positions = Vec::with_capacity(parts.len());
     let mut attach: Vec<Value> = Vec::new();
@@ -437,17 +437,17 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
     // Sized for the table and the five computed keys, so it rarely grows.
-    let mut top = Map::with_capacity(tables.message.len() + 5);
+    let mut top = TopKeys::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
-            top.insert(pair.idea.clone(), value.clone());
+            set_top(&mut top, pair.idea.clone(), value.clone());
         }
     }
-    if !top.contains_key("DetectTime") {
-        top.insert("DetectTime".into(), detect_time(event)?);
+    if !top.iter().any(|(key, _)| key == "DetectTime") {
+        set_top(&mut top, "DetectTime".into(), detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        top.insert("Category".into(), json!([category]));
+        set_top(&mut top, "Category".into(), json!([category]));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
@@ -457,9 +457,10 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         Some(feed) => format!("{feed}: {what}"),
         None => what.to_owned(),
     };
-    top.insert("Description".into(), description.into());
+    set_top(&mut top, "Description".into(), description.into());
     if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
-        top.insert(
+        set_top(
+            &mut top,
             "Confidence".into(),
             (accuracy / 100.0).clamp(0.0, 1.0).into(),
         );
@@ -477,7 +478,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         .map(Value::String)
         .collect();
     if !refs.is_empty() {
-        top.insert("Ref".into(), refs.into());
+        set_top(&mut top, "Ref".into(), refs.into());
     }
     let mut attach = attachments(fields, tables);
     let mut nodes = Vec::new();
@@ -488,7 +489,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
                 "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
                 key if RESERVED_KEYS.contains(&key) => {}
                 _ => {
-                    top.insert(key.clone(), value.clone());
+                    set_top(&mut top, key.clone(), value.clone());
                 }
             }
         }
@@ -499,6 +500,20 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         sides: sides(fields, kind, tables),
         nodes,
     })
+}
+
+/// The top-level keys of one event's message in their order, each once: a
+/// handful, so a list searched by name costs less than a map that hashes
+/// each key once here and again when the message takes them.
+type TopKeys = Vec<(String, Value)>;
+
+/// Sets `key` in `top` as a map insert does: in place when it is there
+/// already, at the end otherwise.
+fn set_top(top: &mut TopKeys, key: String, value: Value) {
+    match top.iter_mut().find(|(name, _)| *name == key) {
+        Some((_, slot)) => *slot = value,
+        None => top.push((key, value)),
+    }
 }
 
 /// `DetectTime` (required) for an event without `time.observation`:
