@@ -447,7 +447,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         set_top(&mut top, "DetectTime".into(), detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        set_top(&mut top, "Category".into(), json!([category]));
+        set_top(&mut top, "Category".into(), list_of(category));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
@@ -571,17 +571,17 @@ fn attachments(fields: &Map<String, Value>, tables: &Tables) -> Vec<Value> {
             item.insert("Hash".into(), hashes.into());
         }
         if let Some(reference) = malware {
-            item.insert("Ref".into(), json!([reference]));
+            item.insert("Ref".into(), list_of(reference));
         }
         attach.push(Value::Object(item));
     }
     if let Some(raw) = text("raw") {
         let mut item = Map::new();
-        item.insert("Type".into(), json!([ORIG_DATA]));
+        item.insert("Type".into(), list_of(ORIG_DATA));
         item.insert("ContentEncoding".into(), "base64".into());
         item.insert("Content".into(), raw.into());
         if let Some(url) = text("feed.url") {
-            item.insert("Ref".into(), json!([escape_uri(url, true)]));
+            item.insert("Ref".into(), list_of(escape_uri(url, true)));
         }
         attach.push(Value::Object(item));
     }
@@ -617,7 +617,7 @@ fn sides(
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
-            entry.insert("Type".into(), json!(types));
+            entry.insert("Type".into(), types.into());
         }
         let address = values
             .ip
@@ -632,17 +632,17 @@ fn sides(
                 })
             });
         if let Some(address) = address {
-            entry.insert(address_key(&address, "IP4", "IP6").into(), json!([address]));
+            entry.insert(address_key(&address, "IP4", "IP6").into(), list_of(address));
         }
         for (pair, value) in tables.side.iter().zip(&values.pairs) {
             if let Some(value) = value {
-                entry.insert(pair.idea.clone(), json!([value]));
+                entry.insert(pair.idea.clone(), list_of((*value).clone()));
             }
         }
         if let Some(local) = values.local_ip.and_then(Value::as_str) {
             entry.insert(
                 address_key(local, "LocalIP4", "LocalIP6").into(),
-                json!([local]),
+                list_of(local),
             );
         }
         if let Some(status) = status {
@@ -652,9 +652,9 @@ fn sides(
         }
         *content = entry.keys().any(|key| key != "Type") || extra.is_some();
     }
-    let protocol: Vec<&Value> = ["protocol.transport", "protocol.application"]
+    let protocol: Vec<Value> = ["protocol.transport", "protocol.application"]
         .iter()
-        .filter_map(|key| fields.get(*key))
+        .filter_map(|key| fields.get(*key).cloned())
         .collect();
     let mut result: [Option<Map<String, Value>>; 2] = [None, None];
     for (((mut entry, content), extra), slot) in entries
@@ -669,7 +669,7 @@ fn sides(
             continue;
         }
         if !protocol.is_empty() {
-            entry.insert("Proto".into(), json!(protocol));
+            entry.insert("Proto".into(), protocol.clone().into());
         }
         if let Some(Value::Object(extra)) = extra {
             for (key, value) in extra {
@@ -728,6 +728,12 @@ fn side_values<'f>(fields: &'f Map<String, Value>, tables: &Tables) -> [SideValu
         }
     }
     found
+}
+
+/// A one-item IDEA list, built as it is rather than serialised into a
+/// `Value` as `json!` does.
+fn list_of(item: impl Into<Value>) -> Value {
+    Value::Array(vec![item.into()])
 }
 
 /// `IP4`-style key for an IPv4 address or network, `IP6`-style otherwise.
