@@ -14,9 +14,16 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        // A Number's text is the one serde_json writes (itoa, or the
-        // shortest float text); no NaN or infinity reaches a Number.
-        Value::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        // serde_json's own serializer writes a Number (itoa, or the
+        // shortest float text) straight into the buffer, without the
+        // formatting machinery and the String that `to_string` goes through.
+        // Writing into a Vec cannot fail; were it to, the Display text (the
+        // same bytes) is written instead.
+        Value::Number(number) => {
+            if serde_json::to_writer(&mut *out, number).is_err() {
+                out.extend_from_slice(number.to_string().as_bytes());
+            }
+        }
         Value::String(text) => write_str(out, text),
         Value::Array(items) => {
             out.push(b'[');

@@ -35,7 +35,7 @@ const EVENT_HASH_SCHEME: &str = "intelmq-hash";
 
 /// The IDEA pieces of one event, before a group is merged.
 struct Parts {
-    top: Map<String, Value>,
+    top: TopKeys,
     attach: Vec<Value>,
     sides: [Option<Map<String, Value>>; 2],
     nodes: Vec<Value>,
@@ -84,7 +84,7 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         .collect::<Result<Vec<_>>>()?;
     // The parts are owned, so their pieces move into the message; the first
     // part gives the top-level keys and the nodes.
-    let mut first: Option<(Map<String, Value>, Vec<Value>)> = None;
+    let mut first: Option<(TopKeys, Vec<Value>)> = None;
     let mut sides: [Vec<Map<String, Value>>; 2] = [Vec::new(), Vec::new()];
     let mut positions = Vec::with_capacity(parts.len());
     let mut attach: Vec<Value> = Vec::new();
@@ -437,17 +437,17 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
     // Sized for the table and the five computed keys, so it rarely grows.
-    let mut top = Map::with_capacity(tables.message.len() + 5);
+    let mut top = TopKeys::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
-            top.insert(pair.idea.clone(), value.clone());
+            set_top(&mut top, pair.idea.clone(), value.clone());
         }
     }
-    if !top.contains_key("DetectTime") {
-        top.insert("DetectTime".into(), detect_time(event)?);
+    if !top.iter().any(|(key, _)| key == "DetectTime") {
+        set_top(&mut top, "DetectTime".into(), detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        top.insert("Category".into(), json!([category]));
+        set_top(&mut top, "Category".into(), list_of(category));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
@@ -457,9 +457,10 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         Some(feed) => format!("{feed}: {what}"),
         None => what.to_owned(),
     };
-    top.insert("Description".into(), description.into());
+    set_top(&mut top, "Description".into(), description.into());
     if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
-        top.insert(
+        set_top(
+            &mut top,
             "Confidence".into(),
             (accuracy / 100.0).clamp(0.0, 1.0).into(),
         );
@@ -477,7 +478,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         .map(Value::String)
         .collect();
     if !refs.is_empty() {
-        top.insert("Ref".into(), refs.into());
+        set_top(&mut top, "Ref".into(), refs.into());
     }
     let mut attach = attachments(fields, tables);
     let mut nodes = Vec::new();
@@ -488,7 +489,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
                 "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
                 key if RESERVED_KEYS.contains(&key) => {}
                 _ => {
-                    top.insert(key.clone(), value.clone());
+                    set_top(&mut top, key.clone(), value.clone());
                 }
             }
         }
@@ -499,6 +500,20 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         sides: sides(fields, kind, tables),
         nodes,
     })
+}
+
+/// The top-level keys of one event's message in their order, each once: a
+/// handful, so a list searched by name costs less than a map that hashes
+/// each key once here and again when the message takes them.
+type TopKeys = Vec<(String, Value)>;
+
+/// Sets `key` in `top` as a map insert does: in place when it is there
+/// already, at the end otherwise.
+fn set_top(top: &mut TopKeys, key: String, value: Value) {
+    match top.iter_mut().find(|(name, _)| *name == key) {
+        Some((_, slot)) => *slot = value,
+        None => top.push((key, value)),
+    }
 }
 
 /// `DetectTime` (required) for an event without `time.observation`:
@@ -556,17 +571,17 @@ fn attachments(fields: &Map<String, Value>, tables: &Tables) -> Vec<Value> {
             item.insert("Hash".into(), hashes.into());
         }
         if let Some(reference) = malware {
-            item.insert("Ref".into(), json!([reference]));
+            item.insert("Ref".into(), list_of(reference));
         }
         attach.push(Value::Object(item));
     }
     if let Some(raw) = text("raw") {
         let mut item = Map::new();
-        item.insert("Type".into(), json!([ORIG_DATA]));
+        item.insert("Type".into(), list_of(ORIG_DATA));
         item.insert("ContentEncoding".into(), "base64".into());
         item.insert("Content".into(), raw.into());
         if let Some(url) = text("feed.url") {
-            item.insert("Ref".into(), json!([escape_uri(url, true)]));
+            item.insert("Ref".into(), list_of(escape_uri(url, true)));
         }
         attach.push(Value::Object(item));
     }
@@ -584,30 +599,32 @@ fn sides(
     let mut entries: [Map<String, Value>; 2] =
         [Map::with_capacity(capacity), Map::with_capacity(capacity)];
     let mut has_content = [false, false];
-    for (index, (((names, entry), content), extra_key)) in tables
-        .side_fields
+    let found = side_values(fields, tables);
+    let status = fields.get(&tables.side_note);
+    let extras = EXTRA_SIDE_KEYS.map(|key| fields.get(key));
+    for (index, (((values, entry), content), extra)) in found
         .iter()
         .zip(entries.iter_mut())
         .zip(has_content.iter_mut())
-        .zip(EXTRA_SIDE_KEYS)
+        .zip(&extras)
         .enumerate()
     {
         let mut types = Vec::new();
         if index == 0 {
             types.extend(kind.and_then(|kind| tables.source_type_of(kind)));
         }
-        if fields.get(&names.tor_node) == Some(&Value::Bool(true)) {
+        if values.tor_node == Some(&Value::Bool(true)) {
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
-            entry.insert("Type".into(), json!(types));
+            entry.insert("Type".into(), types.into());
         }
-        let address = fields
-            .get(&names.ip)
+        let address = values
+            .ip
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| {
-                let network: IpNet = fields.get(&names.network)?.as_str()?.parse().ok()?;
+                let network: IpNet = values.network?.as_str()?.parse().ok()?;
                 Some(if network.prefix_len() == network.max_prefix_len() {
                     network.addr().to_string()
                 } else {
@@ -615,35 +632,35 @@ fn sides(
                 })
             });
         if let Some(address) = address {
-            entry.insert(address_key(&address, "IP4", "IP6").into(), json!([address]));
+            entry.insert(address_key(&address, "IP4", "IP6").into(), list_of(address));
         }
-        for (pair, name) in tables.side.iter().zip(&names.pairs) {
-            if let Some(value) = fields.get(name) {
-                entry.insert(pair.idea.clone(), json!([value]));
+        for (pair, value) in tables.side.iter().zip(&values.pairs) {
+            if let Some(value) = value {
+                entry.insert(pair.idea.clone(), list_of((*value).clone()));
             }
         }
-        if let Some(local) = fields.get(&names.local_ip).and_then(Value::as_str) {
+        if let Some(local) = values.local_ip.and_then(Value::as_str) {
             entry.insert(
                 address_key(local, "LocalIP4", "LocalIP6").into(),
-                json!([local]),
+                list_of(local),
             );
         }
-        if let Some(status) = fields.get(&tables.side_note) {
+        if let Some(status) = status {
             if entry.keys().any(|key| key != "Type") {
                 entry.insert("Note".into(), status.clone());
             }
         }
-        *content = entry.keys().any(|key| key != "Type") || fields.contains_key(extra_key);
+        *content = entry.keys().any(|key| key != "Type") || extra.is_some();
     }
-    let protocol: Vec<&Value> = ["protocol.transport", "protocol.application"]
+    let protocol: Vec<Value> = ["protocol.transport", "protocol.application"]
         .iter()
-        .filter_map(|key| fields.get(*key))
+        .filter_map(|key| fields.get(*key).cloned())
         .collect();
     let mut result: [Option<Map<String, Value>>; 2] = [None, None];
-    for (((mut entry, content), extra_key), slot) in entries
+    for (((mut entry, content), extra), slot) in entries
         .into_iter()
         .zip(has_content)
-        .zip(EXTRA_SIDE_KEYS)
+        .zip(extras)
         .zip(result.iter_mut())
     {
         // A side with nothing but the Type the classification implies says
@@ -652,9 +669,9 @@ fn sides(
             continue;
         }
         if !protocol.is_empty() {
-            entry.insert("Proto".into(), json!(protocol));
+            entry.insert("Proto".into(), protocol.clone().into());
         }
-        if let Some(Value::Object(extra)) = fields.get(extra_key) {
+        if let Some(Value::Object(extra)) = extra {
             for (key, value) in extra {
                 entry.insert(key.clone(), value.clone());
             }
@@ -662,6 +679,61 @@ fn sides(
         *slot = Some(entry);
     }
     result
+}
+
+/// One side's fields that [`sides`] reads, found in one pass over the
+/// event's fields: cheaper than hashing every name the side table has, most
+/// of which an event lacks.
+#[derive(Default)]
+struct SideValues<'f> {
+    /// `<side>.ip`.
+    ip: Option<&'f Value>,
+    /// `<side>.network`.
+    network: Option<&'f Value>,
+    /// `<side>.local_ip`.
+    local_ip: Option<&'f Value>,
+    /// `<side>.tor_node`.
+    tor_node: Option<&'f Value>,
+    /// `<side>.<pair.intelmq>` for each pair of [`Tables::side`], in its order.
+    pairs: Vec<Option<&'f Value>>,
+}
+
+/// The [`SideValues`] of `Source` and `Target`, in the order of
+/// [`Tables::sides`].
+fn side_values<'f>(fields: &'f Map<String, Value>, tables: &Tables) -> [SideValues<'f>; 2] {
+    let mut found: [SideValues<'f>; 2] = Default::default();
+    for values in &mut found {
+        values.pairs = vec![None; tables.side.len()];
+    }
+    for (key, value) in fields {
+        for (side, values) in tables.sides.iter().zip(&mut found) {
+            let Some(suffix) = key
+                .strip_prefix(side.intelmq.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
+                continue;
+            };
+            match suffix {
+                "ip" => values.ip = Some(value),
+                "network" => values.network = Some(value),
+                "local_ip" => values.local_ip = Some(value),
+                "tor_node" => values.tor_node = Some(value),
+                _ => {}
+            }
+            for (pair, slot) in tables.side.iter().zip(&mut values.pairs) {
+                if pair.intelmq == suffix {
+                    *slot = Some(value);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A one-item IDEA list, built as it is rather than serialised into a
+/// `Value` as `json!` does.
+fn list_of(item: impl Into<Value>) -> Value {
+    Value::Array(vec![item.into()])
 }
 
 /// `IP4`-style key for an IPv4 address or network, `IP6`-style otherwise.

@@ -102,8 +102,6 @@ pub struct SideFields {
     pub network: String,
     /// `<side>.local_ip`.
     pub local_ip: String,
-    /// `<side>.tor_node`.
-    pub tor_node: String,
     /// `<side>.<pair.intelmq>` for each pair of [`Tables::side`], in its order.
     pub pairs: Vec<String>,
 }
@@ -115,7 +113,6 @@ impl SideFields {
             ip: name("ip"),
             network: name("network"),
             local_ip: name("local_ip"),
-            tor_node: name("tor_node"),
             pairs: pairs.iter().map(|pair| name(&pair.intelmq)).collect(),
         }
     }

@@ -94,6 +94,10 @@ pub fn is_idea_id(text: &str) -> bool {
 /// character `_`, a label starting with a digit prefixed by `_`, empty
 /// labels dropped.
 pub fn node_name(origin: &str) -> String {
+    // An instance name that is an NSID already, the usual case, is its own.
+    if is_nsid(origin) {
+        return origin.to_owned();
+    }
     let labels: Vec<String> = origin
         .split('.')
         .filter(|label| !label.is_empty())
@@ -116,6 +120,17 @@ pub fn node_name(origin: &str) -> String {
     } else {
         labels.join(".")
     }
+}
+
+/// Whether `name` is an NSID as [`node_name`] writes one: dotted labels
+/// `[a-z_][a-z0-9_]*`, none empty.
+fn is_nsid(name: &str) -> bool {
+    name.split('.').all(|label| {
+        label.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
 }
 
 /// Percent-encodes what an IDEA URI may not contain after its scheme. For
@@ -163,6 +178,15 @@ mod tests {
         assert_eq!(node_name("test-origin"), "test_origin");
         assert_eq!(node_name("CERT.Example-1.9x"), "cert.example_1._9x");
         assert_eq!(node_name(".."), "_");
+        assert_eq!(node_name(""), "_");
+        // A name that is an NSID already is kept as it is.
+        for name in ["vm", "cert.example_1._9x", "_x.y2"] {
+            assert!(is_nsid(name));
+            assert_eq!(node_name(name), name);
+        }
+        for name in ["", "a..b", ".a", "a.", "9a", "a.1b", "A", "a-b", "é"] {
+            assert!(!is_nsid(name));
+        }
     }
 
     #[test]
