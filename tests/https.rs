@@ -81,6 +81,9 @@ partners = ["sender", "archive"]
         assert_eq!(answer.status(), 200);
         let answer: Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
         assert_eq!(answer["accepted"], 1, "{answer}");
+        // HTTP/2 is offered by ALPN, before HTTP/1.1.
+        assert_eq!(alpn(port, &pki.ca, &[b"h2", b"http/1.1"]).await, b"h2");
+        assert_eq!(alpn(port, &pki.ca, &[b"http/1.1"]).await, b"http/1.1");
         // A client that does not trust the authority gets no answer.
         let stranger = reqwest::Client::new();
         assert!(stranger
@@ -115,4 +118,29 @@ fn an_unreadable_certificate_stops_serve_at_start_naming_the_key() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("http.tls_cert"), "{}", run.stderr);
     assert!(run.stderr.contains("no-such-cert.pem"), "{}", run.stderr);
+}
+
+/// The protocol the listener on `port` picks by ALPN from `offered`, for a
+/// client that trusts the authority in `ca`.
+async fn alpn(port: u16, ca: &std::path::Path, offered: &[&[u8]]) -> Vec<u8> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = offered.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, stream).await.unwrap();
+    tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec()
 }

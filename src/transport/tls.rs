@@ -42,7 +42,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| Error::Config(format!("http.tls_key: {}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("http: TLS: {e}")))?
         .with_no_client_auth()
@@ -54,6 +54,8 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
                 cert.display()
             ))
         })?;
+    // Offered in this order: HTTP/2 where the client speaks it.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
