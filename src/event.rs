@@ -162,6 +162,83 @@ impl Event {
     }
 }
 
+/// Room for the fields of a typical event, so that the map is not regrown
+/// and rehashed while it fills.
+const FIELDS_CAPACITY: usize = 32;
+
+/// An [`Event`] being filled from a message's fields in their order, each
+/// checked as it comes, without the message being built first.
+///
+/// Only a message whose every key is a field given once is taken this way:
+/// a key repeated (where a parsed message keeps the last value at the first
+/// place), the whole `extra` object, or an invalid value is an error, and
+/// the caller decodes the message with [`Event::from_fields`] instead.
+#[derive(Debug)]
+pub(crate) struct EventBuilder {
+    kind: MessageType,
+    event: Event,
+    /// Keys whose values IntelMQ ignores, kept to notice them repeated.
+    dropped: Vec<String>,
+}
+
+impl EventBuilder {
+    /// Starts an event of `kind`.
+    pub(crate) fn new(kind: MessageType) -> Self {
+        EventBuilder {
+            kind,
+            event: Event {
+                fields: Map::with_capacity(FIELDS_CAPACITY),
+            },
+            dropped: Vec::new(),
+        }
+    }
+
+    /// The kind of message the fields are checked for.
+    pub(crate) fn kind(&self) -> MessageType {
+        self.kind
+    }
+
+    /// Whether no field has been added (or dropped) yet.
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.event.fields.is_empty() && self.dropped.is_empty()
+    }
+
+    /// Checks and adds the next field, as [`Event::from_fields`] does.
+    pub(crate) fn add_new(
+        &mut self,
+        key: String,
+        value: Value,
+        harmonization: &Harmonization,
+    ) -> Result<()> {
+        if key == EXTRA || self.dropped.contains(&key) {
+            return Err(Error::shape(format!(
+                "{key}: taken only with the whole message"
+            )));
+        }
+        match harmonization.accept(self.kind, &key, value)? {
+            Some(value) => match self.event.fields.entry(key) {
+                serde_json::map::Entry::Vacant(entry) => {
+                    entry.insert(value);
+                }
+                serde_json::map::Entry::Occupied(entry) => {
+                    return Err(Error::shape(format!("{}: repeated", entry.key())));
+                }
+            },
+            None if self.event.fields.contains_key(&key) => {
+                return Err(Error::shape(format!("{key}: repeated")));
+            }
+            None => self.dropped.push(key),
+        }
+        Ok(())
+    }
+
+    /// The event, with the taxonomy its classification type implies.
+    pub(crate) fn finish(mut self, harmonization: &Harmonization) -> Event {
+        self.event.complete_classification(harmonization);
+        self.event
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

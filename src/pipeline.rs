@@ -87,6 +87,19 @@ impl<'r> Translator<'r> {
         format.decode(message, &self.decode_context)
     }
 
+    /// [`Translator::decode`] of a message's JSON text: straight from the
+    /// text when the source format is declared and takes the message so
+    /// ([`Format::decode_text`]), otherwise parsed first.
+    pub fn decode_text(&self, text: &str) -> Result<Vec<Envelope>> {
+        let direct = self
+            .from
+            .and_then(|format| format.decode_text(text, &self.decode_context));
+        match direct {
+            Some(envelopes) => Ok(envelopes),
+            None => self.decode(serde_json::from_str(text)?),
+        }
+    }
+
     /// Encodes one envelope or a complete split group into output messages.
     pub fn encode(&self, events: &[Envelope]) -> Result<Vec<Value>> {
         match self.output {

@@ -6,12 +6,16 @@
 //! When asked ([`EncodeContext::meta_in_extra`]), the meta rides along in
 //! `extra.iep04`, where IntelMQ keeps it untouched; decoding restores it.
 
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::Deserializer as _;
 use serde_json::{Map, Value};
 
 use super::{json, DecodeContext, EncodeContext, Format};
 use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, EventBuilder};
 use crate::harmonization::{Harmonization, MessageType};
 
 /// Name of this format.
@@ -61,23 +65,27 @@ impl Format for IntelMq {
                 .and_then(MessageType::from_intelmq_name)
                 .ok_or_else(|| Error::invalid(TYPE_KEY, &value, "is not Event or Report"))?,
         };
-        let meta = fields
-            .shift_remove(META_KEY)
-            .map(Meta::from_value)
-            .transpose();
-        let meta = meta.map_err(|error| Error::shape(format!("{META_KEY}: {error}")))?;
+        let meta = read_meta(fields.shift_remove(META_KEY))?;
         let payload = Event::from_fields(kind, fields, context.harmonization)?;
-        let envelope = match meta {
-            Some(meta) if meta.kind == kind => Envelope { meta, payload },
-            Some(_) => {
-                return Err(Error::shape(format!(
-                    "{META_KEY}: meta.type does not match __type {:?}",
-                    kind.intelmq_name()
-                )))
-            }
-            None => Envelope::new(payload, kind, NAME, &context.origin),
+        Ok(vec![envelope(payload, kind, meta, context)?])
+    }
+
+    /// The flat message read field by field into the event; any message
+    /// [`EventBuilder`] does not take, or that fails, is left to
+    /// [`Format::decode`], for its result and error messages.
+    fn decode_text(&self, text: &str, context: &DecodeContext) -> Option<Vec<Envelope>> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let visitor = FlatVisitor {
+            harmonization: context.harmonization,
         };
-        Ok(vec![envelope])
+        let (event, meta) = deserializer.deserialize_map(visitor).ok()?;
+        deserializer.end().ok()?;
+        let kind = event.kind();
+        let meta = read_meta(meta).ok()?;
+        let payload = event.finish(context.harmonization);
+        envelope(payload, kind, meta, context)
+            .ok()
+            .map(|envelope| vec![envelope])
     }
 
     fn encode(&self, events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
@@ -99,6 +107,81 @@ impl Format for IntelMq {
             out.push(b'\n');
         }
         Ok(events.len())
+    }
+}
+
+/// The IEP04 meta a flat message carries in `extra.iep04`, if any.
+fn read_meta(meta: Option<Value>) -> Result<Option<Meta>> {
+    let meta = meta.map(Meta::from_value).transpose();
+    meta.map_err(|error| Error::shape(format!("{META_KEY}: {error}")))
+}
+
+/// The envelope of a decoded payload of `kind`: around the meta the
+/// message carried, which must be of the same kind, or with new meta.
+fn envelope(
+    payload: Event,
+    kind: MessageType,
+    meta: Option<Meta>,
+    context: &DecodeContext,
+) -> Result<Envelope> {
+    match meta {
+        Some(meta) if meta.kind == kind => Ok(Envelope { meta, payload }),
+        Some(_) => Err(Error::shape(format!(
+            "{META_KEY}: meta.type does not match __type {:?}",
+            kind.intelmq_name()
+        ))),
+        None => Ok(Envelope::new(payload, kind, NAME, &context.origin)),
+    }
+}
+
+/// Reads a flat message's object straight into an [`EventBuilder`], with
+/// the `extra.iep04` value beside it. Fails, to leave the message to
+/// [`Format::decode`], on anything that path would treat otherwise: a
+/// `__type` or `extra.iep04` given twice, or a `__type` naming another
+/// kind after fields already checked as an Event's.
+struct FlatVisitor<'h> {
+    harmonization: &'h Harmonization,
+}
+
+impl<'de> Visitor<'de> for FlatVisitor<'_> {
+    type Value = (EventBuilder, Option<Value>);
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a flat IntelMQ message")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut event = EventBuilder::new(MessageType::Event);
+        let mut kind_given = false;
+        let mut meta = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                TYPE_KEY if kind_given => return Err(de::Error::custom("__type repeated")),
+                TYPE_KEY => {
+                    kind_given = true;
+                    let kind = MessageType::from_intelmq_name(map.next_value()?)
+                        .ok_or_else(|| de::Error::custom("__type unknown"))?;
+                    if kind != event.kind() {
+                        if !event.is_untouched() {
+                            return Err(de::Error::custom("__type after fields"));
+                        }
+                        event = EventBuilder::new(kind);
+                    }
+                }
+                META_KEY if meta.is_some() => return Err(de::Error::custom("meta repeated")),
+                META_KEY => meta = Some(map.next_value()?),
+                _ => {
+                    let value = map.next_value()?;
+                    event
+                        .add_new(key, value, self.harmonization)
+                        .map_err(de::Error::custom)?;
+                }
+            }
+        }
+        Ok((event, meta))
     }
 }
 
@@ -189,8 +272,40 @@ mod tests {
         context.meta_in_extra = true;
         let flat = IntelMq.encode(&envelopes, &context).unwrap().remove(0);
         assert!(flat["extra.iep04"]["uuid"]["id"].is_string());
+        let context = DecodeContext::new("cert-test");
+        let straight = IntelMq.decode_text(&flat.to_string(), &context);
+        assert_eq!(straight.as_ref(), Some(&envelopes));
         let again = decode(flat).unwrap();
         assert_eq!(again, envelopes);
+    }
+
+    #[test]
+    fn text_is_read_straight_or_left_to_decode() {
+        let context = DecodeContext::new("cert-test");
+        let straight = |text: &str| IntelMq.decode_text(text, &context);
+        let report = json!({"__type": "Report", "feed.name": "x", "feed.code": "-"});
+        for message in [scanner(), report, json!({})] {
+            let read = straight(&message.to_string()).unwrap();
+            let parsed = decode(message).unwrap();
+            assert_eq!(read.len(), 1);
+            assert_eq!(read[0].payload, parsed[0].payload);
+            assert_eq!(read[0].meta.kind, parsed[0].meta.kind);
+        }
+        for text in [
+            r#"{"source.ip": "192.0.2.1", "source.ip": "192.0.2.2"}"#,
+            r#"{"comment": "-", "comment": "x"}"#,
+            r#"{"comment": "x", "comment": "-"}"#,
+            r#"{"__type": "Event", "__type": "Event"}"#,
+            r#"{"extra.iep04": null}"#,
+            r#"{"extra": {"a": 1}}"#,
+            r#"{"feed.name": "x", "__type": "Report"}"#,
+            r#"{"meta": {}, "payload": {}}"#,
+            r#"{"source.ip": "999.1.1.1"}"#,
+            r#"{"source.ip": "192.0.2.1"} x"#,
+            "[1]",
+        ] {
+            assert!(straight(text).is_none(), "{text}");
+        }
     }
 
     #[test]

@@ -76,6 +76,16 @@ pub trait Format: Send + Sync {
     /// multi-value message is split into linked events.
     fn decode(&self, message: Value, context: &DecodeContext) -> Result<Vec<Envelope>>;
 
+    /// Decodes one native message from its JSON text straight into
+    /// envelopes, without building the message as a [`Value`] first.
+    /// `None` when the format has no such path, or the text is anything but
+    /// a plain message that the path takes (an envelope, an error, a
+    /// repeated key, ...): then the parsed text goes to [`Format::decode`],
+    /// which gives the same result and the error messages.
+    fn decode_text(&self, _text: &str, _context: &DecodeContext) -> Option<Vec<Envelope>> {
+        None
+    }
+
     /// Encodes one envelope, or a complete split group, into native messages.
     fn encode(&self, events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>>;
 
