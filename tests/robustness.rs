@@ -5,6 +5,7 @@
 
 mod common;
 
+use intelmq_bridge::envelope::WireForm;
 use intelmq_bridge::formats::{DecodeContext, EncodeContext, Registry};
 use intelmq_bridge::pipeline::{Output, Translator};
 use serde_json::{json, Value};
@@ -146,4 +147,51 @@ fn mutated_messages_never_panic() {
     }
     // The mutations must leave some messages decodable, or encoding went untested.
     assert!(decoded > 1000, "only {decoded} mutated messages decoded");
+}
+
+#[test]
+fn the_direct_intelmq_parse_agrees_with_the_value_path() {
+    let registry = Registry::standard();
+    let intelmq = registry.get("intelmq").expect("registered");
+    let translator = Translator::new(
+        &registry,
+        Some(intelmq),
+        intelmq,
+        Output::Native,
+        DecodeContext::new("fuzz"),
+        EncodeContext::new("fuzz"),
+    );
+    // What a decoding came to: the payloads, or the error's text (ids are
+    // new on every decoding, so they are left out).
+    let outcome =
+        |result: intelmq_bridge::error::Result<Vec<intelmq_bridge::envelope::Envelope>>| {
+            result
+                .map(|events| {
+                    events
+                        .iter()
+                        .map(|event| event.to_wire(WireForm::Iep04)["payload"].clone())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|error| error.to_string())
+        };
+    let mut dice = Dice(0x2545_f491_4f6c_dd1d);
+    let mut compared = 0;
+    for folder in ["valid", "sanitizable", "invalid"] {
+        for (name, input) in common::fixtures(&format!("fixtures/intelmq/{folder}")) {
+            for round in 0..ROUNDS {
+                let mut message = input.clone();
+                for _ in 0..round.min(1) + dice.below(3) {
+                    message = mutate(message, &mut dice);
+                }
+                let text = message.to_string();
+                assert_eq!(
+                    outcome(translator.decode_text(&text)),
+                    outcome(translator.decode(message)),
+                    "{name}: {text}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 1000, "only {compared} compared");
 }
