@@ -225,15 +225,6 @@ fn parse_record(record: &Record) -> Result<Value> {
     }
 }
 
-/// Decodes a record: from its text when it is UTF-8, so that the source
-/// format may read it without parsing it into a [`Value`] first.
-fn decode_record(translator: &Translator<'_>, record: &Record) -> Result<Vec<Envelope>> {
-    match std::str::from_utf8(&record.bytes) {
-        Ok(text) => translator.decode_text(text),
-        Err(_) => parse_record(record).and_then(|value| translator.decode(value)),
-    }
-}
-
 fn translate(args: TranslateArgs) -> Result<Summary> {
     let registry = Registry::standard();
     let from = match args.from.as_str() {
@@ -337,7 +328,7 @@ impl<W: Write> Run<'_, W> {
         self.records += records.len();
         let translator = self.translator;
         let decoded = parallel_map(records, self.workers, |record| {
-            decode_record(translator, record)
+            translator.decode_bytes(&record.bytes)
         });
         let mut steps = Vec::with_capacity(records.len());
         let mut groups: Vec<Group> = Vec::new();

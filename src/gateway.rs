@@ -10,7 +10,6 @@
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::{Config, SeenConfig};
@@ -309,14 +308,7 @@ impl Gateway {
     ) -> Result<Outcome> {
         let plan = &self.inputs[input];
         let decoder = declared.map_or(&plan.decoder, |Declared(index)| &self.declared[index].1);
-        // Text takes the decoder's direct path where it has one (a flat
-        // IntelMQ input); bytes that are not UTF-8 are refused as before.
-        let decoded = match std::str::from_utf8(body) {
-            Ok(text) => decoder.decode_text(text),
-            Err(_) => serde_json::from_slice::<Value>(body)
-                .map_err(Error::from)
-                .and_then(|message| decoder.decode(message)),
-        };
+        let decoded = decoder.decode_bytes(body);
         let mut events = match decoded {
             Ok(events) => events,
             Err(error) => {

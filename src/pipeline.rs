@@ -87,6 +87,16 @@ impl<'r> Translator<'r> {
         format.decode(message, &self.decode_context)
     }
 
+    /// [`Translator::decode`] of a message as it arrived: from its text when
+    /// it is UTF-8 ([`Translator::decode_text`]); bytes that are not are
+    /// parsed as bytes, so the error names where they fail.
+    pub fn decode_bytes(&self, bytes: &[u8]) -> Result<Vec<Envelope>> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.decode_text(text),
+            Err(_) => self.decode(serde_json::from_slice(bytes)?),
+        }
+    }
+
     /// [`Translator::decode`] of a message's JSON text: straight from the
     /// text when the source format is declared and takes the message so
     /// ([`Format::decode_text`]), otherwise parsed first.

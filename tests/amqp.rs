@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -248,15 +248,7 @@ impl Bridge {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())?;
-        Some((status, body))
+        common::http(self.port, "GET", path, &[], b"")
     }
 
     fn wait_healthy(&self) {
@@ -1192,16 +1184,8 @@ async fn the_http_ingest_publishes_to_amqp_partners_and_answers_after_the_confir
     let body: String = (0..3)
         .map(|seq| format!("{}\n", Value::Object(numbered(&fixtures[seq], seq))))
         .collect();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST /v1/events HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let (status, answer) = common::http(port, "POST", "/v1/events", &[], body.as_bytes()).unwrap();
+    assert_eq!(status, 200, "{answer}");
     // Answered after the confirms: the messages are already in the queue.
     assert_eq!(broker.depth(&output).await, 3);
     let delivered = broker
@@ -1387,16 +1371,17 @@ partners = ["feed", "archive"]
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let translated = bridge.metric("translated_total", &["partner=\"feed\""]);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET /v1/partners/feed/events?limit=1000 HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    let authorization = format!("Authorization: Bearer {TOKEN}");
+    let (status, body) = common::http(
+        port,
+        "GET",
+        "/v1/partners/feed/events?limit=1000",
+        &[&authorization],
+        b"",
     )
     .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
-    let page: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
     let pulled: Vec<String> = page["events"]
         .as_array()
         .unwrap()
