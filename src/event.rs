@@ -1,6 +1,8 @@
 //! The payload of every envelope: an IntelMQ message's flat, checked fields.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -9,15 +11,140 @@ use crate::harmonization::{Harmonization, MessageType, EXTRA};
 const TAXONOMY: &str = "classification.taxonomy";
 const TYPE: &str = "classification.type";
 
+/// A field's name: borrowed when it is a name the program holds anyway (a
+/// constant, or the harmonization table's own), owned otherwise.
+type FieldName = Cow<'static, str>;
+
+/// The fields of one message in their order of arrival.
+///
+/// A list rather than a hash map: an event has a few dozen fields, so
+/// comparing names in turn (length first) costs less than hashing them with
+/// `serde_json::Map`'s SipHash on every insert and lookup, and a name need
+/// not be an allocated copy.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    entries: Vec<(FieldName, Value)>,
+}
+
+impl Fields {
+    /// Empty, with room for `capacity` fields.
+    fn with_capacity(capacity: usize) -> Self {
+        Fields {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Where `key` stands, if it is there.
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(name, _)| name == key)
+    }
+
+    /// The value of a field.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value)
+    }
+
+    /// Whether the field is there.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Names and values in their order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_>> {
+        self.into_iter()
+    }
+
+    /// Names in their order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.entries.iter().map(|(name, _)| name.as_ref())
+    }
+
+    /// A JSON object of the fields, in their order.
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut map = Map::with_capacity(self.entries.len());
+        for (name, value) in &self.entries {
+            map.insert(name.as_ref().to_owned(), value.clone());
+        }
+        map
+    }
+
+    /// Sets a field: in its place when it is there, last otherwise (as
+    /// `serde_json::Map::insert` does).
+    fn insert(&mut self, key: FieldName, value: Value) {
+        match self.position(&key) {
+            Some(at) => self.entries[at].1 = value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Takes a field out, keeping the order of the rest.
+    fn remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.position(key)?;
+        Some(self.entries.remove(at).1)
+    }
+}
+
+/// The entry of [`Fields`]' list as a (name, value) pair.
+type Entry<'a> = (&'a str, &'a Value);
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = Entry<'a>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (FieldName, Value)>,
+        fn(&'a (FieldName, Value)) -> Entry<'a>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries
+            .iter()
+            .map(|(name, value)| (name.as_ref(), value))
+    }
+}
+
+/// Equal when they hold the same fields with the same values, in any order
+/// (as `serde_json::Map` compares).
+impl PartialEq for Fields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(key, value)| other.get(key) == Some(value))
+    }
+}
+
+/// Written as the JSON object of the fields, in their order.
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (name, value) in &self.entries {
+            map.serialize_entry(name.as_ref(), value)?;
+        }
+        map.end()
+    }
+}
+
 /// The flat dotted fields of one IntelMQ message (an Event, or a Report when
 /// the envelope says so), every value accepted by IntelMQ's harmonization.
 ///
 /// The only ways in are [`Event::from_fields`] and [`Event::set`], which check
 /// and sanitise, so an `Event` is always what an IntelMQ bot would accept.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[serde(transparent)]
 pub struct Event {
-    fields: Map<String, Value>,
+    fields: Fields,
 }
 
 impl Event {
@@ -39,36 +166,29 @@ impl Event {
     /// the result is the same as `from_fields` gives, at less cost.
     pub(crate) fn from_known_fields(
         kind: MessageType,
-        mut fields: Map<String, Value>,
+        fields: Map<String, Value>,
         harmonization: &Harmonization,
-        known: Option<&Map<String, Value>>,
+        known: Option<&Fields>,
     ) -> Result<Self> {
         let held = |key: &str| known.and_then(|known| known.get(key));
+        let mut event = Event {
+            fields: Fields::with_capacity(fields.len()),
+        };
         if fields.contains_key(EXTRA) {
-            // `extra` expands into sub-keys where it stands: rebuild the map.
-            let mut event = Event {
-                fields: Map::with_capacity(fields.len()),
-            };
+            // `extra` expands into sub-keys where it stands, which may meet
+            // a sub-key also given on its own: each field is set in turn.
             for (key, value) in fields {
                 let held = held(&key);
-                event.insert_checked(kind, key, (value, held), harmonization)?;
+                event.insert_checked(kind, key.into(), (value, held), harmonization)?;
             }
-            event.complete_classification(harmonization);
-            return Ok(event);
-        }
-        // Otherwise every value is checked where it lies, so no key is hashed
-        // or moved again; the few that IntelMQ ignores are removed after.
-        let mut ignored = Vec::new();
-        for (key, value) in fields.iter_mut() {
-            match harmonization.accept_known(kind, key, std::mem::take(value), held(key))? {
-                Some(clean) => *value = clean,
-                None => ignored.push(key.clone()),
+        } else {
+            // The keys of a map are distinct: each value kept is appended.
+            for (key, value) in fields {
+                if let Some(clean) = harmonization.accept_known(kind, &key, value, held(&key))? {
+                    event.fields.entries.push((key.into(), clean));
+                }
             }
         }
-        for key in &ignored {
-            fields.shift_remove(key);
-        }
-        let mut event = Event { fields };
         event.complete_classification(harmonization);
         Ok(event)
     }
@@ -82,7 +202,7 @@ impl Event {
         value: Value,
         harmonization: &Harmonization,
     ) -> Result<()> {
-        self.insert_checked(kind, key.to_owned(), (value, None), harmonization)
+        self.insert_checked(kind, key.to_owned().into(), (value, None), harmonization)
     }
 
     /// [`Event::set`] for a key the caller already owns, so it is not copied,
@@ -91,12 +211,12 @@ impl Event {
     fn insert_checked(
         &mut self,
         kind: MessageType,
-        key: String,
+        key: FieldName,
         (value, held): (Value, Option<&Value>),
         harmonization: &Harmonization,
     ) -> Result<()> {
         let Some(value) = harmonization.accept_known(kind, &key, value, held)? else {
-            self.fields.shift_remove(&key);
+            self.fields.remove(&key);
             return Ok(());
         };
         match value {
@@ -106,12 +226,10 @@ impl Event {
                     if harmonization.spec(kind, &sub_key).is_none() {
                         return Err(Error::UnknownField { field: sub_key });
                     }
-                    self.fields.insert(sub_key, item);
+                    self.fields.insert(sub_key.into(), item);
                 }
             }
-            value => {
-                self.fields.insert(key, value);
-            }
+            value => self.fields.insert(key, value),
         }
         Ok(())
     }
@@ -127,7 +245,9 @@ impl Event {
             .and_then(|kind| harmonization.classification.taxonomy_of(kind));
         if let Some(taxonomy) = taxonomy {
             let taxonomy = Value::String(taxonomy.to_owned());
-            self.fields.insert(TAXONOMY.to_owned(), taxonomy);
+            self.fields
+                .entries
+                .push((Cow::Borrowed(TAXONOMY), taxonomy));
         }
     }
 
@@ -143,7 +263,7 @@ impl Event {
 
     /// Takes a field out of the event.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.fields.shift_remove(key)
+        self.fields.remove(key)
     }
 
     /// Whether the event has no fields at all.
@@ -152,27 +272,28 @@ impl Event {
     }
 
     /// All fields in their order of arrival.
-    pub fn fields(&self) -> &Map<String, Value> {
+    pub fn fields(&self) -> &Fields {
         &self.fields
-    }
-
-    /// The fields, for writing them out without a copy.
-    pub fn into_fields(self) -> Map<String, Value> {
-        self.fields
     }
 }
 
-/// Room for the fields of a typical event, so that the map is not regrown
-/// and rehashed while it fills.
+/// Room for the fields of a typical event, so that the list is not regrown
+/// while it fills.
 const FIELDS_CAPACITY: usize = 32;
+
+/// The most fields [`EventBuilder`] takes: finding a repeated key compares
+/// it with every field before it, which stays cheap only for a message of
+/// ordinary size; a larger one is left to [`Event::from_fields`].
+const MAX_BUILT_FIELDS: usize = 64;
 
 /// An [`Event`] being filled from a message's fields in their order, each
 /// checked as it comes, without the message being built first.
 ///
 /// Only a message whose every key is a field given once is taken this way:
 /// a key repeated (where a parsed message keeps the last value at the first
-/// place), the whole `extra` object, or an invalid value is an error, and
-/// the caller decodes the message with [`Event::from_fields`] instead.
+/// place), the whole `extra` object, an invalid value or very many fields
+/// is an error, and the caller decodes the message with
+/// [`Event::from_fields`] instead.
 #[derive(Debug)]
 pub(crate) struct EventBuilder {
     kind: MessageType,
@@ -187,7 +308,7 @@ impl EventBuilder {
         EventBuilder {
             kind,
             event: Event {
-                fields: Map::with_capacity(FIELDS_CAPACITY),
+                fields: Fields::with_capacity(FIELDS_CAPACITY),
             },
             dropped: Vec::new(),
         }
@@ -210,23 +331,18 @@ impl EventBuilder {
         value: Value,
         harmonization: &Harmonization,
     ) -> Result<()> {
-        if key == EXTRA || self.dropped.contains(&key) {
+        let fields = &mut self.event.fields;
+        if key == EXTRA
+            || fields.len() + self.dropped.len() >= MAX_BUILT_FIELDS
+            || fields.contains_key(&key)
+            || self.dropped.contains(&key)
+        {
             return Err(Error::shape(format!(
                 "{key}: taken only with the whole message"
             )));
         }
         match harmonization.accept(self.kind, &key, value)? {
-            Some(value) => match self.event.fields.entry(key) {
-                serde_json::map::Entry::Vacant(entry) => {
-                    entry.insert(value);
-                }
-                serde_json::map::Entry::Occupied(entry) => {
-                    return Err(Error::shape(format!("{}: repeated", entry.key())));
-                }
-            },
-            None if self.event.fields.contains_key(&key) => {
-                return Err(Error::shape(format!("{key}: repeated")));
-            }
+            Some(value) => fields.entries.push((key.into(), value)),
             None => self.dropped.push(key),
         }
         Ok(())

@@ -220,7 +220,7 @@ pub fn flat_message(envelope: &Envelope, with_meta: bool) -> Value {
         envelope.meta.kind.intelmq_name().into(),
     );
     for (key, value) in fields {
-        flat.insert(key.clone(), value.clone());
+        flat.insert(key.to_owned(), value.clone());
     }
     if with_meta {
         flat.insert(META_KEY.to_owned(), envelope.meta.to_value());

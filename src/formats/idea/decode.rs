@@ -21,7 +21,7 @@ use super::mapping::{Pair, SideFields, Tables};
 use super::{is_idea_id, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY, NAME};
 use crate::envelope::{derived_id, link_split_group, Envelope, Ids, Meta};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, Fields};
 use crate::formats::{raw_field, DecodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
@@ -195,7 +195,7 @@ fn object_list<'v>(
 /// The fields of the event a message was just encoded from, when the
 /// encoder re-reads it: a value equal to the event's own for the same field
 /// is taken as it is ([`Harmonization::accept_known`]). None when decoding.
-type Known<'a> = Option<&'a Map<String, Value>>;
+type Known<'a> = Option<&'a Fields>;
 
 /// Accepts `value` for IntelMQ `field`, naming the IDEA key `path` when it
 /// is refused.

@@ -19,6 +19,7 @@ use super::mapping::Tables;
 use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
 use crate::envelope::{derived_id, Envelope};
 use crate::error::{Error, Result};
+use crate::event::Fields;
 use crate::formats::EncodeContext;
 use crate::harmonization::{Harmonization, MessageType};
 
@@ -172,7 +173,7 @@ fn carry(
         };
         // `recovered` holds a handful of fields: comparing their names
         // costs less than hashing each of the event's to look it up.
-        let given_back = |key: &String| {
+        let given_back = |key: &str| {
             let found = recovered.iter().find(|(name, _)| *name == key);
             found.map(|(_, value)| value)
         };
@@ -181,14 +182,12 @@ fn carry(
         rest.extend(
             fields
                 .iter()
-                .filter(|(key, value)| {
-                    !copied.contains(&key.as_str()) && given_back(key) != Some(*value)
-                })
-                .map(|(key, value)| (key.clone(), value.clone())),
+                .filter(|(key, value)| !copied.contains(key) && given_back(key) != Some(*value))
+                .map(|(key, value)| (key.to_owned(), value.clone())),
         );
         let absent: Vec<Value> = recovered
             .keys()
-            .filter(|key| !fields.contains_key(*key))
+            .filter(|key| !fields.contains_key(key))
             .map(|key| Value::String(key.clone()))
             .collect();
         carried.push((rest, absent, source, target));
@@ -229,7 +228,7 @@ fn carry(
 /// back exactly as the event holds them, so they need not be read back
 /// ([`carried_fields_beside_entries`]); None when the entries must be read.
 fn copied_side_fields<'t>(
-    fields: &Map<String, Value>,
+    fields: &Fields,
     entries: [Option<&Map<String, Value>>; 2],
     tables: &'t Tables,
 ) -> Option<Vec<&'t str>> {
@@ -239,7 +238,7 @@ fn copied_side_fields<'t>(
     let mut address = [Address::None; 2];
     for (key, value) in fields {
         if key.starts_with(EXTRA_TOP_KEY)
-            && (key == EXTRA_TOP_KEY || EXTRA_SIDE_KEYS.contains(&key.as_str()))
+            && (key == EXTRA_TOP_KEY || EXTRA_SIDE_KEYS.contains(&key))
         {
             return None;
         }
@@ -542,7 +541,7 @@ fn field_text(value: &Value) -> Option<String> {
 }
 
 /// `Attach`: the malware hashes and name, and `raw` as the original data.
-fn attachments(fields: &Map<String, Value>, tables: &Tables) -> Vec<Value> {
+fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let mut attach = Vec::new();
     let hashes: Vec<Value> = tables
@@ -589,11 +588,7 @@ fn attachments(fields: &Map<String, Value>, tables: &Tables) -> Vec<Value> {
 }
 
 /// `Source` and `Target` entries of one event (none when empty).
-fn sides(
-    fields: &Map<String, Value>,
-    kind: Option<&str>,
-    tables: &Tables,
-) -> [Option<Map<String, Value>>; 2] {
+fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<String, Value>>; 2] {
     // Sized for the side table and the other keys `sides` writes.
     let capacity = tables.side.len() + 5;
     let mut entries: [Map<String, Value>; 2] =
@@ -654,7 +649,7 @@ fn sides(
     }
     let protocol: Vec<Value> = ["protocol.transport", "protocol.application"]
         .iter()
-        .filter_map(|key| fields.get(*key).cloned())
+        .filter_map(|key| fields.get(key).cloned())
         .collect();
     let mut result: [Option<Map<String, Value>>; 2] = [None, None];
     for (((mut entry, content), extra), slot) in entries
@@ -700,7 +695,7 @@ struct SideValues<'f> {
 
 /// The [`SideValues`] of `Source` and `Target`, in the order of
 /// [`Tables::sides`].
-fn side_values<'f>(fields: &'f Map<String, Value>, tables: &Tables) -> [SideValues<'f>; 2] {
+fn side_values<'f>(fields: &'f Fields, tables: &Tables) -> [SideValues<'f>; 2] {
     let mut found: [SideValues<'f>; 2] = Default::default();
     for values in &mut found {
         values.pairs = vec![None; tables.side.len()];
@@ -804,7 +799,7 @@ mod tests {
             let beside =
                 carried_fields_beside_entries(&idea, entries, harmonization, Some(fields)).unwrap();
             for key in &copied {
-                assert_eq!(full.get(*key), fields.get(*key), "{key}");
+                assert_eq!(full.get(*key), fields.get(key), "{key}");
             }
             let rest: Vec<(&String, &Value)> = full
                 .iter()

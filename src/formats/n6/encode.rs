@@ -189,12 +189,12 @@ fn difference(wanted: &Event, rebuilt: &Event) -> Map<String, Value> {
     let mut part = Map::new();
     for (key, value) in wanted.fields() {
         if rebuilt.get(key) != Some(value) {
-            part.insert(key.clone(), value.clone());
+            part.insert(key.to_owned(), value.clone());
         }
     }
     for key in rebuilt.fields().keys() {
         if wanted.get(key).is_none() {
-            part.insert(key.clone(), Value::Null);
+            part.insert(key.to_owned(), Value::Null);
         }
     }
     part

@@ -421,8 +421,8 @@ impl Bundle {
         let mut extension = Map::new();
         extension.insert("extension_type".into(), "property-extension".into());
         extension.insert("meta".into(), meta.to_value());
-        // A clone of the checked map; to_value would re-serialise it key by key.
-        extension.insert("payload".into(), Value::Object(payload.fields().clone()));
+        // A copy of the checked fields; to_value would re-serialise them key by key.
+        extension.insert("payload".into(), Value::Object(payload.fields().to_map()));
         let mut extensions = Map::new();
         extensions.insert(EXTENSION_ID.into(), Value::Object(extension));
         object.insert("extensions".into(), Value::Object(extensions));
