@@ -35,6 +35,9 @@ pub struct Records<R> {
     position: usize,
     /// Newlines consumed so far.
     newlines: usize,
+    /// The line being read in JSON Lines mode, kept so that its room is
+    /// reused rather than grown anew for every line.
+    line: Vec<u8>,
 }
 
 impl<R: BufRead> Records<R> {
@@ -45,6 +48,7 @@ impl<R: BufRead> Records<R> {
             mode: Mode::Start,
             position: 0,
             newlines: 0,
+            line: Vec::new(),
         }
     }
 
@@ -88,13 +92,13 @@ impl<R: BufRead> Records<R> {
                     }
                 },
                 Mode::Lines => {
-                    let mut line = Vec::new();
-                    if self.reader.read_until(b'\n', &mut line)? == 0 {
+                    self.line.clear();
+                    if self.reader.read_until(b'\n', &mut self.line)? == 0 {
                         self.mode = Mode::Done;
                         continue;
                     }
                     self.newlines += 1;
-                    let text = line.trim_ascii();
+                    let text = self.line.trim_ascii();
                     if !text.is_empty() {
                         let bytes = text.to_vec();
                         return Ok(self.record(self.newlines, bytes));
