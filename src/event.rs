@@ -298,7 +298,12 @@ const MAX_BUILT_FIELDS: usize = 64;
 pub(crate) struct EventBuilder {
     kind: MessageType,
     event: Event,
-    /// Keys whose values IntelMQ ignores, kept to notice them repeated.
+    /// The table's fields given so far, kept or not, one bit each by their
+    /// place in the table ([`crate::harmonization::Field::index`]): a repeat is found without
+    /// comparing names.
+    given: u128,
+    /// Other keys (sub-keys such as `extra.foo`) whose values IntelMQ
+    /// ignores, kept to notice them repeated.
     dropped: Vec<String>,
 }
 
@@ -310,6 +315,7 @@ impl EventBuilder {
             event: Event {
                 fields: Fields::with_capacity(FIELDS_CAPACITY),
             },
+            given: 0,
             dropped: Vec::new(),
         }
     }
@@ -321,29 +327,40 @@ impl EventBuilder {
 
     /// Whether no field has been added (or dropped) yet.
     pub(crate) fn is_untouched(&self) -> bool {
-        self.event.fields.is_empty() && self.dropped.is_empty()
+        self.given == 0 && self.event.fields.is_empty() && self.dropped.is_empty()
     }
 
-    /// Checks and adds the next field, as [`Event::from_fields`] does.
+    /// Checks and adds the next field, as [`Event::from_fields`] does. A
+    /// field of the table keeps the table's copy of its name.
     pub(crate) fn add_new(
         &mut self,
-        key: String,
+        key: &str,
         value: Value,
-        harmonization: &Harmonization,
+        harmonization: &'static Harmonization,
     ) -> Result<()> {
         let fields = &mut self.event.fields;
-        if key == EXTRA
-            || fields.len() + self.dropped.len() >= MAX_BUILT_FIELDS
-            || fields.contains_key(&key)
-            || self.dropped.contains(&key)
-        {
-            return Err(Error::shape(format!(
-                "{key}: taken only with the whole message"
-            )));
+        let taken_whole = || Error::shape(format!("{key}: taken only with the whole message"));
+        if key == EXTRA || fields.len() + self.dropped.len() >= MAX_BUILT_FIELDS {
+            return Err(taken_whole());
         }
-        match harmonization.accept(self.kind, &key, value)? {
-            Some(value) => fields.entries.push((key.into(), value)),
-            None => self.dropped.push(key),
+        let field = harmonization.field(self.kind, key);
+        if let Some(field) = field.filter(|field| field.index < u128::BITS as usize) {
+            let bit = 1 << field.index;
+            if self.given & bit != 0 {
+                return Err(taken_whole());
+            }
+            self.given |= bit;
+            if let Some(value) = harmonization.accept_field(field, value)? {
+                fields.entries.push((Cow::Borrowed(field.name), value));
+            }
+            return Ok(());
+        }
+        if fields.contains_key(key) || self.dropped.iter().any(|dropped| dropped == key) {
+            return Err(taken_whole());
+        }
+        match harmonization.accept(self.kind, key, value)? {
+            Some(value) => fields.entries.push((Cow::Owned(key.to_owned()), value)),
+            None => self.dropped.push(key.to_owned()),
         }
         Ok(())
     }

@@ -139,11 +139,11 @@ fn envelope(
 /// [`Format::decode`], on anything that path would treat otherwise: a
 /// `__type` or `extra.iep04` given twice, or a `__type` naming another
 /// kind after fields already checked as an Event's.
-struct FlatVisitor<'h> {
-    harmonization: &'h Harmonization,
+struct FlatVisitor {
+    harmonization: &'static Harmonization,
 }
 
-impl<'de> Visitor<'de> for FlatVisitor<'_> {
+impl<'de> Visitor<'de> for FlatVisitor {
     type Value = (EventBuilder, Option<Value>);
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -157,8 +157,10 @@ impl<'de> Visitor<'de> for FlatVisitor<'_> {
         let mut event = EventBuilder::new(MessageType::Event);
         let mut kind_given = false;
         let mut meta = None;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
+        // A key is borrowed from the text; one with escapes fails here and
+        // the message is left to `decode`, which reads it.
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
                 TYPE_KEY if kind_given => return Err(de::Error::custom("__type repeated")),
                 TYPE_KEY => {
                     kind_given = true;
@@ -302,10 +304,18 @@ mod tests {
             r#"{"meta": {}, "payload": {}}"#,
             r#"{"source.ip": "999.1.1.1"}"#,
             r#"{"source.ip": "192.0.2.1"} x"#,
+            r#"{"source\u002eip": "192.0.2.1"}"#,
+            r#"{"extra.a": 1, "extra.a": 2}"#,
+            r#"{"extra.a": "", "extra.a": 2}"#,
             "[1]",
         ] {
             assert!(straight(text).is_none(), "{text}");
         }
+        // Very many fields are left to `decode` too, which takes them.
+        let many: Map<String, Value> = (0..70).map(|i| (format!("extra.k{i}"), i.into())).collect();
+        let many = Value::Object(many);
+        assert!(straight(&many.to_string()).is_none());
+        assert_eq!(decode(many).unwrap()[0].payload.fields().len(), 70);
     }
 
     #[test]

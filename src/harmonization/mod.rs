@@ -143,13 +143,30 @@ impl FieldTable {
     }
 
     fn get(&self, key: &str) -> Option<&FieldSpec> {
-        let at = *self.index.get(key)?;
-        self.fields.get(at).map(|(_, spec)| spec)
+        self.field(key).map(|field| field.spec)
+    }
+
+    fn field(&self, key: &str) -> Option<Field<'_>> {
+        let index = *self.index.get(key)?;
+        let (name, spec) = self.fields.get(index)?;
+        Some(Field { index, name, spec })
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(|(name, _)| name.as_str())
     }
+}
+
+/// A field of a message kind's table, as the table holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'h> {
+    /// Its place in the table: distinct for every field of a kind, so a
+    /// set of fields can be a set of small numbers.
+    pub index: usize,
+    /// Its name, the table's own copy, which lives as long as the table.
+    pub name: &'h str,
+    /// Its rules.
+    pub spec: &'h FieldSpec,
 }
 
 /// The FNV-1a hash, for [`FieldTable`]'s index.
@@ -252,6 +269,17 @@ impl Harmonization {
             .filter(|spec| spec.kind == FieldType::JsonDict && is_valid_subkey(key))
     }
 
+    /// The field of the table of `kind` named exactly `key` (a sub-key such
+    /// as `extra.foo` is none), with its place and the table's copy of its
+    /// name.
+    pub fn field(&self, kind: MessageType, key: &str) -> Option<Field<'_>> {
+        let table = match kind {
+            MessageType::Event => &self.event,
+            MessageType::Report => &self.report,
+        };
+        table.field(key)
+    }
+
     /// Every field name of a message kind, for documentation and tests.
     pub fn field_names(&self, kind: MessageType) -> impl Iterator<Item = &str> {
         let table = match kind {
@@ -291,6 +319,22 @@ impl Harmonization {
         let spec = self.spec(kind, key).ok_or_else(|| Error::UnknownField {
             field: key.to_owned(),
         })?;
+        self.check(spec, key, value)
+    }
+
+    /// [`Harmonization::accept`] for a field whose rules the caller has
+    /// already looked up ([`Harmonization::field`]), so the table is not
+    /// searched again.
+    pub fn accept_field(&self, field: Field, value: Value) -> Result<Option<Value>> {
+        if is_ignored(&value) {
+            return Ok(None);
+        }
+        self.check(field.spec, field.name, value)
+    }
+
+    /// Checks a value that is not ignored against the rules of `key`: as it
+    /// is first, then sanitised.
+    fn check(&self, spec: &FieldSpec, key: &str, value: Value) -> Result<Option<Value>> {
         if spec.kind == FieldType::JsonDict && key != EXTRA {
             return Ok(Some(value));
         }
@@ -411,6 +455,23 @@ mod tests {
         let harmonization = Harmonization::intelmq();
         assert_eq!(harmonization.field_names(MessageType::Event).count(), 89);
         assert_eq!(harmonization.field_names(MessageType::Report).count(), 10);
+    }
+
+    #[test]
+    fn fields_have_distinct_places_and_the_tables_names() {
+        let harmonization = Harmonization::intelmq();
+        for kind in [MessageType::Event, MessageType::Report] {
+            let mut places = HashSet::new();
+            for name in harmonization.field_names(kind) {
+                let field = harmonization.field(kind, name).unwrap();
+                assert_eq!(field.name, name);
+                assert!(places.insert(field.index), "{name}");
+            }
+        }
+        let event = MessageType::Event;
+        assert!(harmonization.field(event, "extra").is_some());
+        assert!(harmonization.field(event, "extra.foo").is_none());
+        assert!(harmonization.field(event, "source.ipx").is_none());
     }
 
     #[test]
