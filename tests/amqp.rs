@@ -1370,30 +1370,43 @@ partners = ["feed", "archive"]
         assert!(Instant::now() < deadline, "not every message was taken");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let translated = bridge.metric("translated_total", &["partner=\"feed\""]);
+    // The queue's depth counts only messages not yet handed out: the last
+    // ones may still be settling. Once the counts agree and stay, every
+    // message is in both the outbox and the archive, or the deadline fails.
     let authorization = format!("Authorization: Bearer {TOKEN}");
-    let (status, body) = common::http(
-        port,
-        "GET",
-        "/v1/partners/feed/events?limit=1000",
-        &[&authorization],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let page: Value = serde_json::from_str(&body).unwrap();
-    let pulled: Vec<String> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    assert_eq!(pulled.len() as u64, translated);
-    let archived: Vec<String> = std::fs::read_to_string(&archive)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let mut settled = None;
+    let (translated, page, pulled, archived) = loop {
+        let translated = bridge.metric("translated_total", &["partner=\"feed\""]);
+        let (status, body) = common::http(
+            port,
+            "GET",
+            "/v1/partners/feed/events?limit=1000",
+            &[&authorization],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        let pulled: Vec<String> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        let archived: Vec<String> = std::fs::read_to_string(&archive)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let counts = (translated, pulled.len() as u64, archived.len() as u64);
+        if counts == (translated, translated, translated) && settled == Some(counts) {
+            break (translated, page, pulled, archived);
+        }
+        assert!(Instant::now() < deadline, "not settled: {counts:?}");
+        settled = Some(counts);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(translated > 0);
     assert_eq!(pulled, archived);
     assert_eq!(page["next"], translated.to_string());
     assert!(bridge.stop().success());
