@@ -1,6 +1,6 @@
 //! Compact JSON text of a [`Value`], byte for byte what
 //! `serde_json::to_writer` writes, at a fraction of its cost: strings are
-//! scanned eight bytes at a time for what needs escaping and copied in runs,
+//! scanned sixteen bytes at a time for what needs escaping and copied in runs,
 //! straight into a byte buffer the caller reuses.
 //!
 //! Every message the bridge writes goes through here, and so does the text
@@ -61,25 +61,51 @@ pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
     write_value(out, value);
 }
 
-/// Eight copies of a byte in one word.
-const fn splat(byte: u8) -> u64 {
-    u64::from_ne_bytes([byte; 8])
+/// Bytes looked at together when searching for one that needs escaping.
+const BLOCK: usize = 16;
+
+/// Where the first byte of `block` that is written escaped stands, if any:
+/// a control character, `"` or `\`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn block_escape(block: &[u8; BLOCK]) -> Option<usize> {
+    // SAFETY: the only requirement of `sse2_block_escape` is that the
+    // processor has SSE2, which the cfg above makes part of this build's
+    // target (it is the x86-64 baseline).
+    unsafe { sse2_block_escape(block) }
 }
 
-/// Whether some byte of `word` is a control character, `"` or `\`. Each
-/// test is exact when no byte matches and never misses one that does, which
-/// is all a yes/no over the word needs.
-fn needs_escape(word: u64) -> bool {
-    let high = splat(0x80);
-    let below_space = word.wrapping_sub(splat(0x20)) & !word & high;
-    let zero_in = |x: u64| x.wrapping_sub(splat(0x01)) & !x & high;
-    let quote = zero_in(word ^ splat(b'"'));
-    let backslash = zero_in(word ^ splat(b'\\'));
-    (below_space | quote | backslash) != 0
+/// [`block_escape`] with SSE2, which compares all sixteen bytes at once.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+fn sse2_block_escape(block: &[u8; BLOCK]) -> Option<usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    let [low, high] = [&block[..8], &block[8..]].map(|half| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(half);
+        i64::from_le_bytes(word)
+    });
+    let bytes = _mm_set_epi64x(high, low);
+    let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+    let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
+    // A byte is below 0x20 when raising it to at least 0x1F leaves 0x1F.
+    let floor = _mm_set1_epi8(0x1F);
+    let control = _mm_cmpeq_epi8(_mm_max_epu8(bytes, floor), floor);
+    let found = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+    let mask = _mm_movemask_epi8(found);
+    (mask != 0).then(|| mask.trailing_zeros() as usize)
 }
 
-/// The escape serde_json writes for a byte, if it needs one
-/// ([`is_escaped`]).
+/// [`block_escape`] elsewhere: a byte at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn block_escape(block: &[u8; BLOCK]) -> Option<usize> {
+    block.iter().position(|&byte| is_escaped(byte))
+}
+
+/// The escape serde_json writes for a byte, if it needs one: a control
+/// character, `"` or `\`.
 fn escape_of(byte: u8) -> Option<&'static [u8]> {
     Some(match byte {
         b'"' => b"\\\"",
@@ -95,6 +121,7 @@ fn escape_of(byte: u8) -> Option<&'static [u8]> {
 }
 
 /// Whether a byte is written escaped: a control character, `"` or `\`.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
 fn is_escaped(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
@@ -102,24 +129,21 @@ fn is_escaped(byte: u8) -> bool {
 /// The position of the first byte at or after `from` that needs escaping.
 fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
-    // Whole words that need nothing are skipped at once.
-    let mut words = rest.chunks_exact(8);
+    let mut blocks = rest.chunks_exact(BLOCK);
     let mut offset = from;
-    for word in &mut words {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(word);
-        if needs_escape(u64::from_ne_bytes(chunk)) {
-            return word
-                .iter()
-                .position(|&b| is_escaped(b))
-                .map(|at| offset + at);
+    for block in &mut blocks {
+        let mut whole = [0u8; BLOCK];
+        whole.copy_from_slice(block);
+        if let Some(at) = block_escape(&whole) {
+            return Some(offset + at);
         }
-        offset += 8;
+        offset += BLOCK;
     }
-    let tail = words.remainder();
-    tail.iter()
-        .position(|&b| is_escaped(b))
-        .map(|at| offset + at)
+    // The last bytes, padded with spaces, which never need escaping.
+    let tail = blocks.remainder();
+    let mut padded = [b' '; BLOCK];
+    padded[..tail.len()].copy_from_slice(tail);
+    block_escape(&padded).map(|at| offset + at)
 }
 
 /// Appends `text` as a quoted JSON string.
@@ -179,6 +203,21 @@ mod tests {
             &every_byte.repeat(3)[5..],
         ] {
             same_as_serde(&Value::String(text.to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_block_finds_the_first_byte_to_escape_wherever_it_stands() {
+        for byte in 0..=u8::MAX {
+            for at in 0..BLOCK {
+                let mut block = [b'a'; BLOCK];
+                block[at] = byte;
+                let expected = is_escaped(byte).then_some(at);
+                assert_eq!(block_escape(&block), expected, "{byte:#x} at {at}");
+                block[BLOCK - 1] = b'"';
+                let expected = expected.unwrap_or(BLOCK - 1);
+                assert_eq!(block_escape(&block), Some(expected), "{byte:#x} at {at}");
+            }
         }
     }
 
