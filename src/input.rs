@@ -35,8 +35,8 @@ pub struct Records<R> {
     position: usize,
     /// Newlines consumed so far.
     newlines: usize,
-    /// The line being read in JSON Lines mode, kept so that its room is
-    /// reused rather than grown anew for every line.
+    /// A line being read in JSON Lines mode that runs past the reader's
+    /// buffer, kept so that its room is reused.
     line: Vec<u8>,
 }
 
@@ -92,16 +92,13 @@ impl<R: BufRead> Records<R> {
                     }
                 },
                 Mode::Lines => {
-                    self.line.clear();
-                    if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+                    let Some(text) = self.next_line()? else {
                         self.mode = Mode::Done;
                         continue;
-                    }
+                    };
                     self.newlines += 1;
-                    let text = self.line.trim_ascii();
                     if !text.is_empty() {
-                        let bytes = text.to_vec();
-                        return Ok(self.record(self.newlines, bytes));
+                        return Ok(self.record(self.newlines, text));
                     }
                 }
                 Mode::Values => {
@@ -133,6 +130,24 @@ impl<R: BufRead> Records<R> {
                 },
             }
         }
+    }
+
+    /// The next line's bytes without the white space around them, up to
+    /// its newline or the end of input; None at the end.
+    fn next_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let buffer = self.reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(None);
+        }
+        // Most lines lie whole in the reader's buffer: copied once, from there.
+        if let Some(at) = memchr::memchr(b'\n', buffer) {
+            let text = buffer[..at].trim_ascii().to_vec();
+            self.reader.consume(at + 1);
+            return Ok(Some(text));
+        }
+        self.line.clear();
+        self.reader.read_until(b'\n', &mut self.line)?;
+        Ok(Some(self.line.trim_ascii().to_vec()))
     }
 
     /// Skips white space and returns the next byte without consuming it.
@@ -302,6 +317,30 @@ mod tests {
             records("{\"a\": 1}\n{\"b\": \n\nnot json\n{\"c\": \"}\"}\n"),
             ["{\"a\": 1}", "{\"b\":", "not json", "{\"c\": \"}\"}"]
         );
+    }
+
+    #[test]
+    fn lines_longer_than_the_readers_buffer_are_read_whole() {
+        let input = "{\"a\": \"long enough\"}\n\n  {\"b\": 2}  \r\n{\"c\": [1, 2, 3]}";
+        let read = |reader: Box<dyn BufRead>| -> Vec<(usize, String)> {
+            Records::new(reader)
+                .map(|record| record.unwrap())
+                .map(|record| (record.line, String::from_utf8(record.bytes).unwrap()))
+                .collect()
+        };
+        let whole = read(Box::new(input.as_bytes()));
+        assert_eq!(
+            whole,
+            [
+                (1, "{\"a\": \"long enough\"}".to_owned()),
+                (3, "{\"b\": 2}".to_owned()),
+                (4, "{\"c\": [1, 2, 3]}".to_owned()),
+            ]
+        );
+        for capacity in [1, 7, 16] {
+            let small = io::BufReader::with_capacity(capacity, input.as_bytes());
+            assert_eq!(read(Box::new(small)), whole, "buffer of {capacity}");
+        }
     }
 
     #[test]
