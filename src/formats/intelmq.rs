@@ -6,12 +6,9 @@
 //! When asked ([`EncodeContext::meta_in_extra`]), the meta rides along in
 //! `extra.iep04`, where IntelMQ keeps it untouched; decoding restores it.
 
-use std::fmt;
-
-use serde::de::{self, MapAccess, Visitor};
-use serde::Deserializer as _;
 use serde_json::{Map, Value};
 
+use super::flat_object::{self, Item};
 use super::{json, DecodeContext, EncodeContext, Format};
 use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
@@ -70,19 +67,42 @@ impl Format for IntelMq {
         Ok(vec![envelope(payload, kind, meta, context)?])
     }
 
-    /// The flat message read field by field into the event; any message
+    /// The flat message read field by field into the event
+    /// ([`flat_object::read_members`]); any message that reading or
     /// [`EventBuilder`] does not take, or that fails, is left to
-    /// [`Format::decode`], for its result and error messages.
+    /// [`Format::decode`], for its result and error messages. Also left
+    /// there: a `__type` or `extra.iep04` given twice, or a `__type` naming
+    /// another kind after fields already checked as an Event's.
     fn decode_text(&self, text: &str, context: &DecodeContext) -> Option<Vec<Envelope>> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let visitor = FlatVisitor {
-            harmonization: context.harmonization,
-        };
-        let (event, meta) = deserializer.deserialize_map(visitor).ok()?;
-        deserializer.end().ok()?;
+        let harmonization = context.harmonization;
+        let mut event = EventBuilder::new(MessageType::Event);
+        let mut kind_given = false;
+        let mut meta = None;
+        flat_object::read_members(text, |key, item| {
+            match key {
+                TYPE_KEY if kind_given => return None,
+                TYPE_KEY => {
+                    kind_given = true;
+                    let Item::Text(name) = item else {
+                        return None;
+                    };
+                    let kind = MessageType::from_intelmq_name(name)?;
+                    if kind != event.kind() {
+                        if !event.is_untouched() {
+                            return None;
+                        }
+                        event = EventBuilder::new(kind);
+                    }
+                }
+                META_KEY if meta.is_some() => return None,
+                META_KEY => meta = Some(item.into_value()),
+                _ => event.add_new(key, item.into_value(), harmonization).ok()?,
+            }
+            Some(())
+        })?;
         let kind = event.kind();
         let meta = read_meta(meta).ok()?;
-        let payload = event.finish(context.harmonization);
+        let payload = event.finish(harmonization);
         envelope(payload, kind, meta, context)
             .ok()
             .map(|envelope| vec![envelope])
@@ -131,59 +151,6 @@ fn envelope(
             kind.intelmq_name()
         ))),
         None => Ok(Envelope::new(payload, kind, NAME, &context.origin)),
-    }
-}
-
-/// Reads a flat message's object straight into an [`EventBuilder`], with
-/// the `extra.iep04` value beside it. Fails, to leave the message to
-/// [`Format::decode`], on anything that path would treat otherwise: a
-/// `__type` or `extra.iep04` given twice, or a `__type` naming another
-/// kind after fields already checked as an Event's.
-struct FlatVisitor {
-    harmonization: &'static Harmonization,
-}
-
-impl<'de> Visitor<'de> for FlatVisitor {
-    type Value = (EventBuilder, Option<Value>);
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a flat IntelMQ message")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut event = EventBuilder::new(MessageType::Event);
-        let mut kind_given = false;
-        let mut meta = None;
-        // A key is borrowed from the text; one with escapes fails here and
-        // the message is left to `decode`, which reads it.
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                TYPE_KEY if kind_given => return Err(de::Error::custom("__type repeated")),
-                TYPE_KEY => {
-                    kind_given = true;
-                    let kind = MessageType::from_intelmq_name(map.next_value()?)
-                        .ok_or_else(|| de::Error::custom("__type unknown"))?;
-                    if kind != event.kind() {
-                        if !event.is_untouched() {
-                            return Err(de::Error::custom("__type after fields"));
-                        }
-                        event = EventBuilder::new(kind);
-                    }
-                }
-                META_KEY if meta.is_some() => return Err(de::Error::custom("meta repeated")),
-                META_KEY => meta = Some(map.next_value()?),
-                _ => {
-                    let value = map.next_value()?;
-                    event
-                        .add_new(key, value, self.harmonization)
-                        .map_err(de::Error::custom)?;
-                }
-            }
-        }
-        Ok((event, meta))
     }
 }
 

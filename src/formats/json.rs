@@ -126,8 +126,10 @@ fn is_escaped(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// The position of the first byte at or after `from` that needs escaping.
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+/// The position of the first byte at or after `from` that needs escaping:
+/// a control character, `"` or `\`. Reading a string, the same search
+/// finds where it ends or is no longer plain.
+pub(super) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
     let mut blocks = rest.chunks_exact(BLOCK);
     let mut offset = from;

@@ -4,6 +4,7 @@
 //! A format never knows which transport carried its bytes; it turns native
 //! JSON messages into envelopes and envelopes into native JSON messages.
 
+mod flat_object;
 pub mod idea;
 pub mod intelmq;
 pub mod json;
