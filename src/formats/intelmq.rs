@@ -158,9 +158,10 @@ fn envelope(
 /// meta replaces a payload's own `extra.iep04` where it stands, as
 /// inserting it into the map does.
 fn write_flat_message(out: &mut Vec<u8>, envelope: &Envelope, with_meta: bool) {
-    let kind = Value::from(envelope.meta.kind.intelmq_name());
     out.push(b'{');
-    json::write_entry(out, TYPE_KEY, &kind);
+    json::write_str(out, TYPE_KEY);
+    out.push(b':');
+    json::write_str(out, envelope.meta.kind.intelmq_name());
     let meta = with_meta.then(|| envelope.meta.to_value());
     let mut meta_written = false;
     for (key, value) in envelope.payload.fields() {
