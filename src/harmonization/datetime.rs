@@ -109,37 +109,37 @@ pub fn format(time: &DateTime<Utc>) -> String {
 /// `.%f` (one to six digits) before the zone. Checked by position, since
 /// every time field of every event passes here.
 pub fn is_canonical_datetime(text: &str) -> bool {
-    let Some(body) = text.strip_suffix("+00:00") else {
+    // The seconds end 19 bytes in; only a fraction may sit between them and the zone.
+    let Some((whole, fraction)) = text
+        .strip_suffix("+00:00")
+        .and_then(|body| body.split_at_checked(19))
+    else {
         return false;
     };
-    let (whole, fraction) = match body.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (body, None),
-    };
-    let fraction_ok = fraction
-        .is_none_or(|f| (1..=6).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
-    let bytes = whole.as_bytes();
-    let shape_ok = bytes.len() == 19
-        && bytes.iter().enumerate().all(|(at, b)| match at {
-            4 | 7 => *b == b'-',
-            10 => *b == b'T',
-            13 | 16 => *b == b':',
-            _ => b.is_ascii_digit(),
+    let fraction_ok = fraction.is_empty()
+        || fraction.strip_prefix('.').is_some_and(|digits| {
+            (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
         });
+    let bytes = whole.as_bytes();
+    let shape_ok = bytes.iter().enumerate().all(|(at, b)| match at {
+        4 | 7 => *b == b'-',
+        10 => *b == b'T',
+        13 | 16 => *b == b':',
+        _ => b.is_ascii_digit(),
+    });
     if !fraction_ok || !shape_ok {
         return false;
     }
-    let number = |range: std::ops::Range<usize>| whole[range].parse::<u32>().ok();
-    let date = match (number(0..4), number(5..7), number(8..10)) {
-        (Some(year), Some(month), Some(day)) => i32::try_from(year)
-            .ok()
-            .and_then(|y| NaiveDate::from_ymd_opt(y, month, day)),
-        _ => None,
+    // The shape holds digits at these places, so they are summed, not parsed.
+    let number = |range: std::ops::Range<usize>| {
+        bytes[range]
+            .iter()
+            .fold(0, |number, digit| number * 10 + u32::from(digit - b'0'))
     };
-    let time = match (number(11..13), number(14..16), number(17..19)) {
-        (Some(hour), Some(minute), Some(second)) => NaiveTime::from_hms_opt(hour, minute, second),
-        _ => None,
-    };
+    let date = i32::try_from(number(0..4))
+        .ok()
+        .and_then(|year| NaiveDate::from_ymd_opt(year, number(5..7), number(8..10)));
+    let time = NaiveTime::from_hms_opt(number(11..13), number(14..16), number(17..19));
     date.is_some() && time.is_some()
 }
 
@@ -207,5 +207,16 @@ mod tests {
         assert!(!is_canonical_datetime("2026-03-01T12:00:00Z"));
         assert!(!is_canonical_datetime("2026-03-01 12:00:00+00:00"));
         assert!(!is_canonical_datetime("2026-02-30T12:00:00+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:00.+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:00..5+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:00.5.5+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:60+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T24:00:00+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:000+00:00"));
+        assert!(!is_canonical_datetime("2026-03-01T12:00:0ä+00:00"));
+        assert!(!is_canonical_datetime("2026-03-0.T12:00:00+00:00"));
+        assert!(is_canonical_datetime("2024-02-29T23:59:59+00:00"));
+        assert!(!is_canonical_datetime("2025-02-29T23:59:59+00:00"));
     }
 }

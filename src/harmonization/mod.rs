@@ -324,25 +324,20 @@ impl Harmonization {
 impl FieldSpec {
     /// Why `value` breaks this field's length, pattern or range, if it does.
     fn constraint_error(&self, value: &Value) -> Option<String> {
-        if self.length.is_none() && self.pattern.is_none() && self.range.is_none() {
-            return None;
-        }
-        // Only length and pattern read the text, so a number checked for
-        // its range alone is not printed.
-        if self.length.is_some() || self.pattern.is_some() {
-            let text = match value {
-                Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
-                other => std::borrow::Cow::Owned(other.to_string()),
-            };
-            if let Some(length) = self.length {
-                if text.chars().count() > length {
-                    return Some(format!("is longer than {length} characters"));
-                }
+        if let Some(length) = self.length {
+            if is_longer_than(value, length) {
+                return Some(format!("is longer than {length} characters"));
             }
-            if let Some(pattern) = &self.pattern {
-                if !pattern.is_match(&text) {
-                    return Some(format!("does not match {}", pattern.as_str()));
-                }
+        }
+        if let Some(pattern) = &self.pattern {
+            // Values of the types that have patterns are strings; anything
+            // else is matched as printed.
+            let matches = match value {
+                Value::String(text) => pattern.is_match(text),
+                other => pattern.is_match(&other.to_string()),
+            };
+            if !matches {
+                return Some(format!("does not match {}", pattern.as_str()));
             }
         }
         if let Some((low, high)) = self.range {
@@ -352,6 +347,23 @@ impl FieldSpec {
             }
         }
         None
+    }
+}
+
+/// Whether `str(value)` in IntelMQ, the text the bridge writes, has more than
+/// `limit` characters. Integers (ports) are measured without being printed,
+/// and text without being counted when its bytes, never fewer than its
+/// characters, are within the limit.
+fn is_longer_than(value: &Value, limit: usize) -> bool {
+    let digits = |number: u64| number.checked_ilog10().map_or(1, |log| log as usize + 1);
+    match value {
+        Value::String(text) => text.len() > limit && text.chars().count() > limit,
+        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(positive), _) => digits(positive) > limit,
+            (None, Some(negative)) => 1 + digits(negative.unsigned_abs()) > limit,
+            (None, None) => number.to_string().len() > limit,
+        },
+        other => other.to_string().chars().count() > limit,
     }
 }
 
@@ -512,6 +524,44 @@ mod tests {
             Some("information-gathering")
         );
         assert_eq!(classes.taxonomy_of("ddos-amplifier"), Some("vulnerable"));
+    }
+
+    #[test]
+    fn length_is_measured_as_the_printed_text() {
+        let values = [
+            json!(""),
+            json!("ab"),
+            json!("äb"),
+            json!("äö"),
+            json!("日本語"),
+            json!("a\u{1F600}"),
+            json!(0),
+            json!(9),
+            json!(10),
+            json!(65535),
+            json!(100000),
+            json!(u64::MAX),
+            json!(-1),
+            json!(-10),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-0.25),
+            json!(true),
+            json!(["a"]),
+        ];
+        for value in &values {
+            let printed = match value {
+                Value::String(text) => text.chars().count(),
+                other => other.to_string().chars().count(),
+            };
+            for limit in 0..25 {
+                assert_eq!(
+                    is_longer_than(value, limit),
+                    printed > limit,
+                    "{value} {limit}"
+                );
+            }
+        }
     }
 
     #[test]
