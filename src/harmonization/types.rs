@@ -333,34 +333,31 @@ fn sanitize_network(text: &str) -> Option<String> {
 /// parts, not an IP address, and stable under IDNA encoding (so ASCII,
 /// labels of 1 to 63 characters). The bridge also refuses white space.
 ///
-/// One pass over the bytes, since every host name of every event passes
-/// here. Empty labels cover the leading and trailing dot; and as `:` is
-/// refused, only digits and dots can still spell an (IPv4) address, so only
-/// such text is parsed.
+/// Every host name of every event passes here, so the bytes are checked by
+/// folds the compiler can run on many bytes at once. Empty labels cover the
+/// leading and trailing dot; and as `:` is refused, only digits and dots can
+/// still spell an (IPv4) address, so only such text is parsed.
 pub(crate) fn is_fqdn(text: &str) -> bool {
-    let is_label_length = |length: usize| (1..=63).contains(&length);
-    let mut label_length = 0;
-    let mut only_digits_and_dots = true;
-    for &byte in text.as_bytes() {
-        if byte == b'.' {
-            if !is_label_length(label_length) {
-                return false;
-            }
-            label_length = 0;
-            continue;
-        }
-        if !byte.is_ascii()
-            || byte.is_ascii_uppercase()
-            || byte.is_ascii_whitespace()
-            || byte.is_ascii_control()
-            || b"/:?#".contains(&byte)
-        {
-            return false;
-        }
-        only_digits_and_dots &= byte.is_ascii_digit();
-        label_length += 1;
-    }
-    is_label_length(label_length) && !(only_digits_and_dots && text.parse::<IpAddr>().is_ok())
+    let bytes = text.as_bytes();
+    let allowed = bytes
+        .iter()
+        .fold(true, |all, byte| all & is_fqdn_byte(*byte));
+    let only_digits_and_dots = bytes.iter().fold(true, |all, byte| {
+        all & (byte.is_ascii_digit() | (*byte == b'.'))
+    });
+    allowed
+        && bytes
+            .split(|byte| *byte == b'.')
+            .all(|label| (1..=63).contains(&label.len()))
+        && !(only_digits_and_dots && text.parse::<IpAddr>().is_ok())
+}
+
+/// Whether `byte` may appear in an FQDN: printable ASCII other than space,
+/// upper-case letters and the URL delimiters `/`, `:`, `?` and `#`.
+fn is_fqdn_byte(byte: u8) -> bool {
+    matches!(byte, b'!'..=b'~')
+        && !byte.is_ascii_uppercase()
+        && !matches!(byte, b'/' | b':' | b'?' | b'#')
 }
 
 fn sanitize_fqdn(text: &str) -> Option<String> {
@@ -814,6 +811,7 @@ mod tests {
         };
         let symbols = ["a", "1", "0", ".", "-", "A", ":", " ", "é", "255", "1.2.3"];
         let mut cases = all_strings(&symbols, 4);
+        cases.extend((0..=0x80_u8).map(|byte| format!("a{}b.c", char::from(byte))));
         let label = "a".repeat(63);
         cases.extend([
             format!("{label}.example"),
