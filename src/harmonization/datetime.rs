@@ -7,7 +7,12 @@
 //! (`+hh:mm`, `+hhmm`, `+hh`), optional seconds and fractions, a bare date
 //! (midnight), and RFC 2822. A time without zone is UTC.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+
+/// The date as IntelMQ and most feeds write it, for [`has_shape`].
+const DATE_SHAPE: &[u8] = b"DDDD-DD-DD";
+/// IntelMQ's date and time to the second, for [`has_shape`].
+const DATE_TIME_SHAPE: &[u8] = b"DDDD-DD-DDTDD:DD:DD";
 
 /// Parses any accepted time form into UTC.
 pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
@@ -16,7 +21,7 @@ pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
         return Some(time.with_timezone(&Utc));
     }
     let (date, rest) = text.split_at_checked(10)?;
-    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let date = parse_date(date)?;
     let rest = rest.strip_prefix(['T', 't', ' ']).unwrap_or(rest);
     if rest.is_empty() {
         return Some(date.and_time(NaiveTime::MIN).and_utc());
@@ -30,6 +35,44 @@ pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
     let local = NaiveDateTime::new(date, time);
     let utc = local.checked_sub_offset(offset)?;
     Some(utc.and_utc())
+}
+
+/// chrono's `%Y-%m-%d`, read directly when the date is all digits in
+/// [`DATE_SHAPE`] (chrono reads the same three numbers from it).
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    if has_shape(bytes, DATE_SHAPE) {
+        date_from_digits(bytes)
+    } else {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    }
+}
+
+/// Whether `bytes` has the form of `shape`, in which `D` stands for any
+/// ASCII digit and every other byte for itself.
+fn has_shape(bytes: &[u8], shape: &[u8]) -> bool {
+    bytes.len() == shape.len()
+        && bytes.iter().zip(shape).all(|(byte, wanted)| match wanted {
+            b'D' => byte.is_ascii_digit(),
+            _ => byte == wanted,
+        })
+}
+
+/// The number that ASCII `digits` spell, for places [`has_shape`] checked.
+fn digits_value(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .fold(0, |number, digit| number * 10 + u32::from(digit - b'0'))
+}
+
+/// The date that `bytes`, starting in [`DATE_SHAPE`], names, if it exists.
+fn date_from_digits(bytes: &[u8]) -> Option<NaiveDate> {
+    let year = i32::try_from(digits_value(&bytes[0..4])).ok()?;
+    NaiveDate::from_ymd_opt(
+        year,
+        digits_value(&bytes[5..7]),
+        digits_value(&bytes[8..10]),
+    )
 }
 
 fn parse_clock(clock: &str) -> Option<NaiveTime> {
@@ -96,12 +139,43 @@ fn parse_zone(zone: &str) -> Option<FixedOffset> {
 
 /// Writes a UTC time as Python's `isoformat()` does: microseconds only when
 /// they are not zero.
+///
+/// Every time a feed sends in another form is written here, so the fixed
+/// widths are filled in directly; signed years (beyond 0 to 9999) and leap
+/// seconds are left to chrono's formatting, which knows how they print.
 pub fn format(time: &DateTime<Utc>) -> String {
     let micros = time.nanosecond() / 1000;
-    if micros == 0 {
-        time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        format!("{}.{micros:06}+00:00", time.format("%Y-%m-%dT%H:%M:%S"))
+    let year = match u32::try_from(time.year()) {
+        Ok(year) if year <= 9999 && time.nanosecond() < 1_000_000_000 => year,
+        _ if micros == 0 => return time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+        _ => return format!("{}.{micros:06}+00:00", time.format("%Y-%m-%dT%H:%M:%S")),
+    };
+    let mut text = String::with_capacity(32);
+    let fields = [
+        (year, 4, '-'),
+        (time.month(), 2, '-'),
+        (time.day(), 2, 'T'),
+        (time.hour(), 2, ':'),
+        (time.minute(), 2, ':'),
+    ];
+    for (number, width, separator) in fields {
+        push_digits(&mut text, number, width);
+        text.push(separator);
+    }
+    push_digits(&mut text, time.second(), 2);
+    if micros != 0 {
+        text.push('.');
+        push_digits(&mut text, micros, 6);
+    }
+    text.push_str("+00:00");
+    text
+}
+
+/// Appends the last `width` decimal digits of `number`, zero-padded.
+fn push_digits(text: &mut String, number: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = number / 10_u32.pow(place) % 10;
+        text.push(char::from_digit(digit, 10).unwrap_or('0'));
     }
 }
 
@@ -121,26 +195,12 @@ pub fn is_canonical_datetime(text: &str) -> bool {
             (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
         });
     let bytes = whole.as_bytes();
-    let shape_ok = bytes.iter().enumerate().all(|(at, b)| match at {
-        4 | 7 => *b == b'-',
-        10 => *b == b'T',
-        13 | 16 => *b == b':',
-        _ => b.is_ascii_digit(),
-    });
-    if !fraction_ok || !shape_ok {
+    if !fraction_ok || !has_shape(bytes, DATE_TIME_SHAPE) {
         return false;
     }
-    // The shape holds digits at these places, so they are summed, not parsed.
-    let number = |range: std::ops::Range<usize>| {
-        bytes[range]
-            .iter()
-            .fold(0, |number, digit| number * 10 + u32::from(digit - b'0'))
-    };
-    let date = i32::try_from(number(0..4))
-        .ok()
-        .and_then(|year| NaiveDate::from_ymd_opt(year, number(5..7), number(8..10)));
+    let number = |range: std::ops::Range<usize>| digits_value(&bytes[range]);
     let time = NaiveTime::from_hms_opt(number(11..13), number(14..16), number(17..19));
-    date.is_some() && time.is_some()
+    date_from_digits(bytes).is_some() && time.is_some()
 }
 
 #[cfg(test)]
@@ -195,6 +255,59 @@ mod tests {
             "1700000000",
         ] {
             assert_eq!(normal(input), None, "{input}");
+        }
+    }
+
+    #[test]
+    fn digit_dates_are_read_as_chrono_reads_them() {
+        for year in ["0000", "0001", "1999", "2024", "2025", "9999"] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let text = format!("{year}-{month:02}-{day:02}");
+                    let by_chrono = NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok();
+                    assert_eq!(parse_date(&text), by_chrono, "{text}");
+                }
+            }
+        }
+        assert_eq!(parse_date("2026-3-01x"), None);
+        assert_eq!(
+            parse_date("+2026-3-1"),
+            NaiveDate::parse_from_str("+2026-3-1", "%Y-%m-%d").ok()
+        );
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        let by_chrono = |time: &DateTime<Utc>| {
+            let micros = time.nanosecond() / 1000;
+            if micros == 0 {
+                time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+            } else {
+                format!("{}.{micros:06}+00:00", time.format("%Y-%m-%dT%H:%M:%S"))
+            }
+        };
+        let dates = [
+            (-1, 12, 31),
+            (0, 1, 1),
+            (7, 2, 3),
+            (2026, 3, 1),
+            (9999, 12, 31),
+            (10000, 1, 1),
+        ];
+        let clocks = [(0, 0, 0), (9, 5, 7), (23, 59, 59)];
+        let nanos = [0, 999, 1_000, 250_000_000, 999_999_999, 1_500_000_000];
+        for (year, month, day) in dates {
+            for (hour, minute, second) in clocks {
+                for nano in nanos {
+                    let date = NaiveDate::from_ymd_opt(year, month, day).unwrap();
+                    let Some(clock) = NaiveTime::from_hms_nano_opt(hour, minute, second, nano)
+                    else {
+                        continue;
+                    };
+                    let time = date.and_time(clock).and_utc();
+                    assert_eq!(format(&time), by_chrono(&time), "{time:?}");
+                }
+            }
         }
     }
 
