@@ -17,8 +17,17 @@ const DATE_TIME_SHAPE: &[u8] = b"DDDD-DD-DDTDD:DD:DD";
 /// Parses any accepted time form into UTC.
 pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
-    if let Ok(time) = DateTime::parse_from_rfc2822(text) {
-        return Some(time.with_timezone(&Utc));
+    // chrono's RFC 2822 reader takes at most two digits for the day and then
+    // needs white space, so text that starts with a digit date is no RFC
+    // 2822 and is not tried as one.
+    let starts_with_digit_date = text
+        .as_bytes()
+        .get(..DATE_SHAPE.len())
+        .is_some_and(|date| has_shape(date, DATE_SHAPE));
+    if !starts_with_digit_date {
+        if let Ok(time) = DateTime::parse_from_rfc2822(text) {
+            return Some(time.with_timezone(&Utc));
+        }
     }
     let (date, rest) = text.split_at_checked(10)?;
     let date = parse_date(date)?;
@@ -26,8 +35,10 @@ pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
     if rest.is_empty() {
         return Some(date.and_time(NaiveTime::MIN).and_utc());
     }
+    // Byte searches: the markers are ASCII, and char-set searches cost more.
     let zone_at = rest
-        .find(['Z', 'z', '+', '-', ' ', 'U', 'G'])
+        .bytes()
+        .position(|byte| matches!(byte, b'Z' | b'z' | b'+' | b'-' | b' ' | b'U' | b'G'))
         .unwrap_or(rest.len());
     let (clock, zone) = rest.split_at(zone_at);
     let time = parse_clock(clock)?;
@@ -76,16 +87,15 @@ fn date_from_digits(bytes: &[u8]) -> Option<NaiveDate> {
 }
 
 fn parse_clock(clock: &str) -> Option<NaiveTime> {
-    let (whole, fraction) = match clock.split_once(['.', ',']) {
-        Some((whole, fraction)) => (whole, Some(fraction)),
+    let (whole, fraction) = match clock.bytes().position(|byte| byte == b'.' || byte == b',') {
+        Some(at) => (&clock[..at], Some(&clock[at + 1..])),
         None => (clock, None),
     };
-    let mut parts = whole.split(':');
+    let mut parts = whole.as_bytes().split(|byte| *byte == b':');
     let mut number = |max: u32| -> Option<u32> {
         let part = parts.next()?;
-        (part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| part.parse().ok())
-            .flatten()
+        has_shape(part, b"DD")
+            .then(|| digits_value(part))
             .filter(|n| *n <= max)
     };
     let hour = number(23)?;
@@ -96,12 +106,10 @@ fn parse_clock(clock: &str) -> Option<NaiveTime> {
     }
     let nanos = match fraction {
         Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            let padded: String = digits
-                .chars()
-                .chain(std::iter::repeat('0'))
-                .take(9)
-                .collect();
-            padded.parse().ok()?
+            // Nanoseconds: the first nine digits, padded with zeros to nine.
+            let kept = &digits.as_bytes()[..digits.len().min(9)];
+            let padding = 9 - kept.len();
+            digits_value(kept) * 10_u32.pow(u32::try_from(padding).ok()?)
         }
         Some(_) => return None,
         None => 0,
@@ -236,6 +244,20 @@ mod tests {
                 "2026-03-01T12:00:00+00:00",
             ),
             ("2026-03-01", "2026-03-01T00:00:00+00:00"),
+            // A bad second reads as zero, as it always did.
+            ("2026-03-01T12:00:75", "2026-03-01T12:00:00+00:00"),
+            ("2026-03-01T12:00:", "2026-03-01T12:00:00+00:00"),
+            (
+                "2026-03-01T12:00:00,000000001Z",
+                "2026-03-01T12:00:00+00:00",
+            ),
+            (
+                "2026-03-01T12:00:00.0000019999Z",
+                "2026-03-01T12:00:00.000001+00:00",
+            ),
+            ("  2026-03-01 12:00  ", "2026-03-01T12:00:00+00:00"),
+            ("Sun, 1 Mar 2026 12:00:00 GMT", "2026-03-01T12:00:00+00:00"),
+            ("1 Mar 2026 12:00:00 +0000", "2026-03-01T12:00:00+00:00"),
         ];
         for (input, expected) in cases {
             assert_eq!(normal(input).as_deref(), Some(expected), "{input}");
@@ -253,6 +275,11 @@ mod tests {
             "2026-03-01T12:00:00 PST",
             "2026-03-01T12:00:00.Z",
             "1700000000",
+            "2026-03-01T1:00:00Z",
+            "2026-03-01T12:00:00:00Z",
+            "2026-03-01T12:0a",
+            "202-03-01T12:00:00Z",
+            "2026-03-01T12:00:00.12a",
         ] {
             assert_eq!(normal(input), None, "{input}");
         }
