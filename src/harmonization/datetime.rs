@@ -10,9 +10,9 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
 /// The date as IntelMQ and most feeds write it, for [`has_shape`].
-const DATE_SHAPE: &[u8] = b"DDDD-DD-DD";
+const DATE_SHAPE: &[u8; 10] = b"DDDD-DD-DD";
 /// IntelMQ's date and time to the second, for [`has_shape`].
-const DATE_TIME_SHAPE: &[u8] = b"DDDD-DD-DDTDD:DD:DD";
+const DATE_TIME_SHAPE: &[u8; 19] = b"DDDD-DD-DDTDD:DD:DD";
 
 /// Parses any accepted time form into UTC.
 pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
@@ -60,12 +60,16 @@ fn parse_date(text: &str) -> Option<NaiveDate> {
 }
 
 /// Whether `bytes` has the form of `shape`, in which `D` stands for any
-/// ASCII digit and every other byte for itself.
-fn has_shape(bytes: &[u8], shape: &[u8]) -> bool {
-    bytes.len() == shape.len()
-        && bytes.iter().zip(shape).all(|(byte, wanted)| match wanted {
-            b'D' => byte.is_ascii_digit(),
-            _ => byte == wanted,
+/// ASCII digit and every other byte for itself. The shape's length is a
+/// constant and the fold does not stop early, so the compiler unrolls it
+/// into a test per place.
+fn has_shape<const N: usize>(bytes: &[u8], shape: &[u8; N]) -> bool {
+    bytes.len() == N
+        && bytes.iter().zip(shape).fold(true, |all, (byte, wanted)| {
+            all & match wanted {
+                b'D' => byte.is_ascii_digit(),
+                _ => byte == wanted,
+            }
         })
 }
 
