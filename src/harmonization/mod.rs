@@ -11,9 +11,9 @@
 
 mod datetime;
 mod types;
+mod word_hash;
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use word_hash::{hash_key, WordMap, WordSet};
 
 pub use datetime::parse_datetime;
 pub use types::FieldType;
@@ -88,10 +89,10 @@ pub struct FieldSpec {
 /// The closed classification lists and their aliases.
 #[derive(Debug)]
 pub struct Classification {
-    taxonomy_of_type: HashMap<String, String>,
-    taxonomies: HashSet<String>,
-    taxonomy_aliases: HashMap<String, String>,
-    type_aliases: HashMap<String, String>,
+    taxonomy_of_type: WordMap<String, String>,
+    taxonomies: WordSet<String>,
+    taxonomy_aliases: WordMap<String, String>,
+    type_aliases: WordMap<String, String>,
 }
 
 impl Classification {
@@ -121,25 +122,47 @@ impl Classification {
 
 /// One message kind's fields, sorted by name, with an index by name.
 ///
-/// Every key of every event is looked up here; a hash with FNV-1a (a few
-/// instructions per byte for these short ASCII names) costs a third of the
-/// binary search it replaces, and SipHash's protection against chosen keys
-/// is not needed for a table fixed at build time.
+/// Every key of every event is looked up here, so the index is an
+/// open-addressed table built when the harmonization loads: [`hash_key`]
+/// picks a slot, and the slots from there on hold positions in `fields`
+/// until an empty one ends the search. With at least four slots per field
+/// a search seldom looks at more than one.
 #[derive(Debug)]
 struct FieldTable {
     fields: Vec<(String, FieldSpec)>,
-    index: HashMap<String, usize, BuildHasherDefault<Fnv1a>>,
+    /// Positions in `fields`, or [`FieldTable::EMPTY`]; a power of two long.
+    slots: Vec<usize>,
+    /// How far a hash is shifted right to leave the bits of a slot number.
+    shift: u32,
 }
 
 impl FieldTable {
+    /// A free slot: no field is at this position.
+    const EMPTY: usize = usize::MAX;
+
     fn new(mut fields: Vec<(String, FieldSpec)>) -> Self {
         fields.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let index = fields
-            .iter()
-            .enumerate()
-            .map(|(at, (name, _))| (name.clone(), at))
-            .collect();
-        FieldTable { fields, index }
+        let size = (fields.len() * 4).next_power_of_two().max(2);
+        let mut table = FieldTable {
+            slots: vec![Self::EMPTY; size],
+            shift: u64::BITS - size.trailing_zeros(),
+            fields: Vec::new(),
+        };
+        for (at, (name, _)) in fields.iter().enumerate() {
+            let mut slot = table.first_slot(name);
+            while table.slots[slot] != Self::EMPTY {
+                slot = (slot + 1) & (size - 1);
+            }
+            table.slots[slot] = at;
+        }
+        table.fields = fields;
+        table
+    }
+
+    /// The slot the search for `key` starts at.
+    fn first_slot(&self, key: &str) -> usize {
+        // The shift leaves fewer bits than the slot count has, so this fits.
+        (hash_key(key.as_bytes()) >> self.shift) as usize
     }
 
     fn get(&self, key: &str) -> Option<&FieldSpec> {
@@ -147,9 +170,16 @@ impl FieldTable {
     }
 
     fn field(&self, key: &str) -> Option<Field<'_>> {
-        let index = *self.index.get(key)?;
-        let (name, spec) = self.fields.get(index)?;
-        Some(Field { index, name, spec })
+        let mut slot = self.first_slot(key);
+        loop {
+            // An empty slot is no position in `fields`, which ends the search.
+            let index = self.slots[slot];
+            let (name, spec) = self.fields.get(index)?;
+            if name == key {
+                return Some(Field { index, name, spec });
+            }
+            slot = (slot + 1) & (self.slots.len() - 1);
+        }
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
@@ -167,28 +197,6 @@ pub struct Field<'h> {
     pub name: &'h str,
     /// Its rules.
     pub spec: &'h FieldSpec,
-}
-
-/// The FNV-1a hash, for [`FieldTable`]'s index.
-#[derive(Debug)]
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 /// IntelMQ's field tables for events and reports, plus the classification lists.
@@ -219,8 +227,8 @@ struct RawHarmonization {
 #[derive(Deserialize)]
 struct RawClassification {
     taxonomies: HashMap<String, Vec<String>>,
-    taxonomy_aliases: HashMap<String, String>,
-    type_aliases: HashMap<String, String>,
+    taxonomy_aliases: WordMap<String, String>,
+    type_aliases: WordMap<String, String>,
 }
 
 impl Harmonization {
@@ -235,7 +243,7 @@ impl Harmonization {
             .map_err(|e| Error::Config(format!("harmonization table: {e}")))?;
         let classes: RawClassification = serde_json::from_str(classification)
             .map_err(|e| Error::Config(format!("classification table: {e}")))?;
-        let mut taxonomy_of_type = HashMap::new();
+        let mut taxonomy_of_type = WordMap::default();
         for (taxonomy, kinds) in &classes.taxonomies {
             for kind in kinds {
                 taxonomy_of_type.insert(kind.clone(), taxonomy.clone());
@@ -263,9 +271,11 @@ impl Harmonization {
         if let Some(spec) = table.get(key) {
             return Some(spec);
         }
-        let (head, _) = key.split_once('.')?;
+        // A byte search: `split_once('.')` costs more than the rest of the
+        // sub-key path together on these short keys.
+        let dot = key.bytes().position(|byte| byte == b'.')?;
         table
-            .get(head)
+            .get(&key[..dot])
             .filter(|spec| spec.kind == FieldType::JsonDict && is_valid_subkey(key))
     }
 
@@ -358,25 +368,20 @@ impl Harmonization {
 impl FieldSpec {
     /// Why `value` breaks this field's length, pattern or range, if it does.
     fn constraint_error(&self, value: &Value) -> Option<String> {
-        if self.length.is_none() && self.pattern.is_none() && self.range.is_none() {
-            return None;
-        }
-        // Only length and pattern read the text, so a number checked for
-        // its range alone is not printed.
-        if self.length.is_some() || self.pattern.is_some() {
-            let text = match value {
-                Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
-                other => std::borrow::Cow::Owned(other.to_string()),
-            };
-            if let Some(length) = self.length {
-                if text.chars().count() > length {
-                    return Some(format!("is longer than {length} characters"));
-                }
+        if let Some(length) = self.length {
+            if is_longer_than(value, length) {
+                return Some(format!("is longer than {length} characters"));
             }
-            if let Some(pattern) = &self.pattern {
-                if !pattern.is_match(&text) {
-                    return Some(format!("does not match {}", pattern.as_str()));
-                }
+        }
+        if let Some(pattern) = &self.pattern {
+            // Values of the types that have patterns are strings; anything
+            // else is matched as printed.
+            let matches = match value {
+                Value::String(text) => pattern.is_match(text),
+                other => pattern.is_match(&other.to_string()),
+            };
+            if !matches {
+                return Some(format!("does not match {}", pattern.as_str()));
             }
         }
         if let Some((low, high)) = self.range {
@@ -386,6 +391,23 @@ impl FieldSpec {
             }
         }
         None
+    }
+}
+
+/// Whether `str(value)` in IntelMQ, the text the bridge writes, has more than
+/// `limit` characters. Integers (ports) are measured without being printed,
+/// and text without being counted when its bytes, never fewer than its
+/// characters, are within the limit.
+fn is_longer_than(value: &Value, limit: usize) -> bool {
+    let digits = |number: u64| number.checked_ilog10().map_or(1, |log| log as usize + 1);
+    match value {
+        Value::String(text) => text.len() > limit && text.chars().count() > limit,
+        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(positive), _) => digits(positive) > limit,
+            (None, Some(negative)) => 1 + digits(negative.unsigned_abs()) > limit,
+            (None, None) => number.to_string().len() > limit,
+        },
+        other => other.to_string().chars().count() > limit,
     }
 }
 
@@ -414,23 +436,27 @@ fn compile_table(raw: HashMap<String, RawSpec>) -> Result<FieldTable> {
     Ok(FieldTable::new(fields))
 }
 
-/// IntelMQ's key rule for sub-keys: `^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$`.
+/// IntelMQ's key rule for sub-keys: `^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$`,
+/// checked in one pass over the bytes since every `extra.*` key passes here.
 fn is_valid_subkey(key: &str) -> bool {
-    let mut parts = key.split('.');
-    let Some(first) = parts.next() else {
-        return false;
-    };
-    let word = |part: &str| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    let starts_well = first
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
-    starts_well && first.len() >= 2 && word(first) && parts.all(word)
+    let bytes = key.as_bytes();
+    let starts_well = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || *b == b'_');
+    let first_part = bytes.iter().position(|b| *b == b'.').unwrap_or(bytes.len());
+    // Starting as if after a dot makes an empty key or part fail below.
+    let mut previous = b'.';
+    for &byte in bytes {
+        let allowed = match byte {
+            b'.' => previous != b'.',
+            _ => byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_',
+        };
+        if !allowed {
+            return false;
+        }
+        previous = byte;
+    }
+    starts_well && first_part >= 2 && previous != b'.'
 }
 
 fn is_ignored(value: &Value) -> bool {
@@ -461,7 +487,7 @@ mod tests {
     fn fields_have_distinct_places_and_the_tables_names() {
         let harmonization = Harmonization::intelmq();
         for kind in [MessageType::Event, MessageType::Report] {
-            let mut places = HashSet::new();
+            let mut places = std::collections::HashSet::new();
             for name in harmonization.field_names(kind) {
                 let field = harmonization.field(kind, name).unwrap();
                 assert_eq!(field.name, name);
@@ -562,10 +588,92 @@ mod tests {
     }
 
     #[test]
+    fn length_is_measured_as_the_printed_text() {
+        let values = [
+            json!(""),
+            json!("ab"),
+            json!("äb"),
+            json!("äö"),
+            json!("日本語"),
+            json!("a\u{1F600}"),
+            json!(0),
+            json!(9),
+            json!(10),
+            json!(65535),
+            json!(100000),
+            json!(u64::MAX),
+            json!(-1),
+            json!(-10),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-0.25),
+            json!(true),
+            json!(["a"]),
+        ];
+        for value in &values {
+            let printed = match value {
+                Value::String(text) => text.chars().count(),
+                other => other.to_string().chars().count(),
+            };
+            for limit in 0..25 {
+                assert_eq!(
+                    is_longer_than(value, limit),
+                    printed > limit,
+                    "{value} {limit}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn subkey_rule_matches_intelmq() {
         assert!(is_valid_subkey("extra.a_b.c1"));
         assert!(is_valid_subkey("extra._x"));
         assert!(!is_valid_subkey("extra.a-b"));
         assert!(!is_valid_subkey("extra."));
+        let rule = Regex::new(r"^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$").unwrap();
+        let pieces = ["", ".", "..", "a", "ab", "_", "9", "A", "-", "é", "extra"];
+        for first in pieces {
+            for second in pieces {
+                for third in pieces {
+                    let key = format!("{first}{second}{third}");
+                    assert_eq!(is_valid_subkey(&key), rule.is_match(&key), "{key:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn field_lookup_finds_exactly_the_tables_fields() {
+        let harmonization = Harmonization::intelmq();
+        let raw: RawHarmonization = serde_json::from_str(HARMONIZATION_JSON).unwrap();
+        for (kind, table) in [
+            (MessageType::Event, &raw.event),
+            (MessageType::Report, &raw.report),
+        ] {
+            for (name, raw_spec) in table {
+                let spec = harmonization.spec(kind, name).unwrap();
+                assert_eq!(spec.kind, raw_spec.kind, "{name}");
+                assert_eq!(spec.length, raw_spec.length, "{name}");
+                // Near misses: one byte short, one byte more, one byte changed.
+                let mut changed = name.clone().into_bytes();
+                changed[0] ^= 0x20;
+                let near = [
+                    name[..name.len() - 1].to_owned(),
+                    format!("{name}s"),
+                    format!("x{name}"),
+                    String::from_utf8(changed).unwrap(),
+                ];
+                for miss in near.iter().filter(|miss| !table.contains_key(*miss)) {
+                    assert!(harmonization.spec(kind, miss).is_none(), "{miss}");
+                }
+            }
+        }
+        let extra = harmonization.spec(MessageType::Event, EXTRA).unwrap();
+        let sub = harmonization.spec(MessageType::Event, "extra.a.b").unwrap();
+        assert!(std::ptr::eq(extra, sub));
+        assert!(harmonization.spec(MessageType::Event, "extra.A").is_none());
+        assert!(harmonization.spec(MessageType::Event, "extrax.a").is_none());
+        assert!(harmonization.spec(MessageType::Event, ".extra").is_none());
     }
 }

@@ -8,7 +8,6 @@
 
 use std::net::IpAddr;
 
-use base64::Engine as _;
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::{Number, Value};
@@ -333,18 +332,32 @@ fn sanitize_network(text: &str) -> Option<String> {
 /// IntelMQ's FQDN rule: lower case, no leading or trailing dot, no `:` or URL
 /// parts, not an IP address, and stable under IDNA encoding (so ASCII,
 /// labels of 1 to 63 characters). The bridge also refuses white space.
+///
+/// Every host name of every event passes here, so the bytes are checked by
+/// folds the compiler can run on many bytes at once. Empty labels cover the
+/// leading and trailing dot; and as `:` is refused, only digits and dots can
+/// still spell an (IPv4) address, so only such text is parsed.
 pub(crate) fn is_fqdn(text: &str) -> bool {
-    text.is_ascii()
-        && !text.starts_with('.')
-        && !text.ends_with('.')
-        && !text.bytes().any(|b| {
-            b.is_ascii_uppercase()
-                || b.is_ascii_whitespace()
-                || b.is_ascii_control()
-                || b"/:?#".contains(&b)
-        })
-        && text.parse::<IpAddr>().is_err()
-        && text.split('.').all(|label| (1..=63).contains(&label.len()))
+    let bytes = text.as_bytes();
+    let allowed = bytes
+        .iter()
+        .fold(true, |all, byte| all & is_fqdn_byte(*byte));
+    let only_digits_and_dots = bytes.iter().fold(true, |all, byte| {
+        all & (byte.is_ascii_digit() | (*byte == b'.'))
+    });
+    allowed
+        && bytes
+            .split(|byte| *byte == b'.')
+            .all(|label| (1..=63).contains(&label.len()))
+        && !(only_digits_and_dots && text.parse::<IpAddr>().is_ok())
+}
+
+/// Whether `byte` may appear in an FQDN: printable ASCII other than space,
+/// upper-case letters and the URL delimiters `/`, `:`, `?` and `#`.
+fn is_fqdn_byte(byte: u8) -> bool {
+    matches!(byte, b'!'..=b'~')
+        && !byte.is_ascii_uppercase()
+        && !matches!(byte, b'/' | b':' | b'?' | b'#')
 }
 
 fn sanitize_fqdn(text: &str) -> Option<String> {
@@ -356,29 +369,46 @@ fn sanitize_fqdn(text: &str) -> Option<String> {
     }
 }
 
-/// Python's `urlsplit(text).netloc`: the part after `scheme://` (or a
-/// leading `//`) up to the first `/`, `?` or `#`.
-fn netloc(text: &str) -> &str {
-    let rest = match text.find(':') {
+/// What follows `scheme://` (or a leading `//`) in `text`, where Python's
+/// `urlsplit` finds the network location; `None` without the `//`.
+fn after_authority_slashes(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let rest = match bytes.iter().position(|b| *b == b':') {
         Some(colon)
-            if text.as_bytes()[0].is_ascii_alphabetic()
-                && text[..colon]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+            if bytes[0].is_ascii_alphabetic()
+                && bytes[..colon]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b)) =>
         {
             &text[colon + 1..]
         }
         _ => text,
     };
-    let Some(after) = rest.strip_prefix("//") else {
+    rest.strip_prefix("//")
+}
+
+/// Whether `byte` ends a network location (`/`, `?` or `#`).
+fn ends_netloc(byte: u8) -> bool {
+    matches!(byte, b'/' | b'?' | b'#')
+}
+
+/// Python's `urlsplit(text).netloc`: the part after `scheme://` (or a
+/// leading `//`) up to the first `/`, `?` or `#`.
+fn netloc(text: &str) -> &str {
+    let Some(after) = after_authority_slashes(text) else {
         return "";
     };
-    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let end = after.bytes().position(ends_netloc).unwrap_or(after.len());
     &after[..end]
 }
 
+/// IntelMQ's URL rule: a network location that is not empty, which is
+/// already known once the byte after the `//` is neither end nor missing.
 pub(crate) fn is_url(text: &str) -> bool {
-    !text.starts_with(|c: char| c.is_whitespace()) && !netloc(text).is_empty()
+    !text.starts_with(|c: char| c.is_whitespace())
+        && after_authority_slashes(text)
+            .and_then(|after| after.bytes().next())
+            .is_some_and(|byte| !ends_netloc(byte))
 }
 
 fn sanitize_url(text: &str) -> Option<String> {
@@ -394,10 +424,49 @@ fn sanitize_url(text: &str) -> Option<String> {
     Some(text)
 }
 
+/// Whether the `base64` crate's `STANDARD` engine would decode `text`
+/// (standard alphabet, canonical `=` padding, no bits left over), checked
+/// without decoding into a buffer: `raw` is the longest value of an event.
 fn is_base64(text: &str) -> bool {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .is_ok()
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return false;
+    }
+    let symbols = bytes
+        .strip_suffix(b"==")
+        .or_else(|| bytes.strip_suffix(b"="))
+        .unwrap_or(bytes);
+    // Folding without stopping early lets the compiler test many bytes at once.
+    let in_alphabet = symbols
+        .iter()
+        .fold(true, |all, byte| all & is_base64_symbol(*byte));
+    // The last symbol before padding carries bits no byte uses (4 of them
+    // before `==`, 2 before `=`); canonical base64 leaves them zero.
+    let unused_bits = match bytes.len() - symbols.len() {
+        2 => 0b1111,
+        1 => 0b11,
+        _ => 0,
+    };
+    in_alphabet
+        && symbols
+            .last()
+            .is_none_or(|last| base64_symbol_value(*last) & unused_bits == 0)
+}
+
+/// Whether `byte` is one of the standard base64 alphabet's 64 symbols.
+fn is_base64_symbol(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/'
+}
+
+/// The 6 bits a standard base64 symbol stands for (`/` for anything else).
+fn base64_symbol_value(symbol: u8) -> u8 {
+    match symbol {
+        b'A'..=b'Z' => symbol - b'A',
+        b'a'..=b'z' => symbol - b'a' + 26,
+        b'0'..=b'9' => symbol - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    }
 }
 
 #[cfg(test)]
@@ -682,6 +751,95 @@ mod tests {
                 (json!("[1]"), None),
             ],
         );
+    }
+
+    /// Every string of up to `max_length` symbols drawn from `symbols`.
+    fn all_strings(symbols: &[&str], max_length: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..max_length {
+            last = last
+                .iter()
+                .flat_map(|start| symbols.iter().map(move |symbol| format!("{start}{symbol}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn base64_check_agrees_with_the_base64_crate() {
+        use base64::Engine as _;
+        let decodes = |text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .is_ok()
+        };
+        // Symbols with all, some and none of the low bits set, padding,
+        // and bytes outside the alphabet.
+        let wide = ["A", "B", "E", "Q", "/", "=", " ", "é"];
+        let long = ["A", "B", "E", "=", "\n"];
+        let mut cases = all_strings(&wide, 6);
+        cases.extend(all_strings(&long, 8));
+        for length in 0..40_u8 {
+            let bytes: Vec<u8> = (0..length).map(|at| at.wrapping_mul(97) ^ 0x5a).collect();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            cases.push(format!("{encoded}\n"));
+            cases.push(format!("{encoded}="));
+            cases.push(encoded.replace('=', ""));
+            cases.push(encoded);
+        }
+        for text in &cases {
+            assert_eq!(is_base64(text), decodes(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn fqdn_check_keeps_the_rule() {
+        let by_rule = |text: &str| {
+            text.is_ascii()
+                && !text.starts_with('.')
+                && !text.ends_with('.')
+                && !text.bytes().any(|b| {
+                    b.is_ascii_uppercase()
+                        || b.is_ascii_whitespace()
+                        || b.is_ascii_control()
+                        || b"/:?#".contains(&b)
+                })
+                && text.parse::<IpAddr>().is_err()
+                && text.split('.').all(|label| (1..=63).contains(&label.len()))
+        };
+        let symbols = ["a", "1", "0", ".", "-", "A", ":", " ", "é", "255", "1.2.3"];
+        let mut cases = all_strings(&symbols, 4);
+        cases.extend((0..=0x80_u8).map(|byte| format!("a{}b.c", char::from(byte))));
+        let label = "a".repeat(63);
+        cases.extend([
+            format!("{label}.example"),
+            format!("{label}a.example"),
+            format!("example.{label}"),
+            format!("example.{label}a"),
+            "::1".to_owned(),
+            "1.2.3.4".to_owned(),
+            "1.2.3.4.5".to_owned(),
+            "01.2.3.4".to_owned(),
+        ]);
+        for text in &cases {
+            assert_eq!(is_fqdn(text), by_rule(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn url_check_is_a_non_empty_netloc() {
+        let symbols = ["http", ":", "/", "//", "a", "?", "#", " ", "1", "+"];
+        for text in all_strings(&symbols, 5) {
+            let by_rule = !text.starts_with(char::is_whitespace) && !netloc(&text).is_empty();
+            assert_eq!(is_url(&text), by_rule, "{text:?}");
+        }
+        assert_eq!(netloc("https://example.com:8/a?b#c"), "example.com:8");
+        assert_eq!(netloc("//host?q"), "host");
+        assert_eq!(netloc("a1+.-://host#x"), "host");
+        assert_eq!(netloc("1a://host"), "");
+        assert_eq!(netloc("mailto:x@example.com"), "");
     }
 
     #[test]
