@@ -21,11 +21,14 @@ use crate::envelope::derived_id;
 /// The STIX 2.1 namespace for deterministic SCO ids.
 pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
 
-/// The id of a cyber-observable of `kind` whose contributing properties are
-/// `contributing` (a JSON object of the properties present).
-pub fn sco_id(kind: &str, contributing: &Value) -> String {
+/// The id of a cyber-observable of `kind` whose contributing properties
+/// (those present) are `contributing`.
+pub fn sco_id<'v>(
+    kind: &str,
+    contributing: impl IntoIterator<Item = (&'v str, &'v Value)>,
+) -> String {
     let mut canonical = String::new();
-    write_canonical(&mut canonical, contributing);
+    write_canonical_object(&mut canonical, contributing.into_iter().collect());
     let uuid = Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes());
     format!("{kind}--{uuid}")
 }
@@ -51,19 +54,8 @@ pub fn timestamp(time: &DateTime<Utc>) -> String {
 pub fn write_canonical(out: &mut String, value: &Value) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            // JCS sorts by UTF-16 code units.
-            entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_canonical(out, item);
-            }
-            out.push('}');
+            let entries = map.iter().map(|(key, item)| (key.as_str(), item));
+            write_canonical_object(out, entries.collect());
         }
         Value::Array(items) => {
             out.push('[');
@@ -87,6 +79,22 @@ pub fn write_canonical(out: &mut String, value: &Value) {
         Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
         Value::Null => out.push_str("null"),
     }
+}
+
+/// Writes a JSON object of `entries` canonically: sorted by key.
+fn write_canonical_object(out: &mut String, mut entries: Vec<(&str, &Value)>) {
+    // JCS sorts by UTF-16 code units.
+    entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    out.push('{');
+    for (index, (key, item)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_canonical(out, item);
+    }
+    out.push('}');
 }
 
 fn write_string(out: &mut String, text: &str) {
@@ -117,22 +125,24 @@ mod tests {
     #[test]
     fn sco_ids_match_the_checked_examples() {
         assert_eq!(
-            sco_id("ipv4-addr", &json!({"value": "198.51.100.23"})),
+            sco_id("ipv4-addr", [("value", &json!("198.51.100.23"))]),
             "ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df"
         );
         assert_eq!(
-            sco_id("autonomous-system", &json!({"number": 64511})),
+            sco_id("autonomous-system", [("number", &json!(64511))]),
             "autonomous-system--db7cbda9-7395-5be3-a796-461cd09d6dac"
         );
         // The worked example's network-traffic, keys deliberately unsorted.
-        let traffic = json!({
-            "src_port": 50022,
-            "src_ref": "ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df",
-            "protocols": ["ipv4", "tcp", "ssh"],
-            "dst_port": 22,
-        });
+        let src_ref = json!("ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df");
+        let protocols = json!(["ipv4", "tcp", "ssh"]);
+        let traffic = [
+            ("src_port", &json!(50022)),
+            ("src_ref", &src_ref),
+            ("protocols", &protocols),
+            ("dst_port", &json!(22)),
+        ];
         assert_eq!(
-            sco_id("network-traffic", &traffic),
+            sco_id("network-traffic", traffic),
             "network-traffic--5b4d7afc-316f-56ef-888f-4f5d8a5eacb4"
         );
     }
