@@ -8,7 +8,7 @@ use super::mapping::{is_n6_ipv4, Tables};
 use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::{derived_id, link_split_group, Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, Fields};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -54,7 +54,7 @@ pub(super) fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Enve
         .map(|value| Carried::parse(value, true))
         .transpose()?
         .unwrap_or_default();
-    let mapped = map_event(&Value::Object(fields), context.harmonization)?;
+    let mapped = map_event(&Value::Object(fields), context.harmonization, None)?;
     build_events(mapped, carried, context)
 }
 
@@ -167,17 +167,28 @@ pub(super) fn bridge_id(id: &str) -> Option<Uuid> {
 
 /// Checks an n6 event (without its `intelmq` field) against n6's
 /// constraints and maps it to IntelMQ fields, the whole event going to
-/// `raw`. Encoding uses it too, to see what decoding will rebuild.
-pub(super) fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
+/// `raw`. Encoding uses it too, to see what decoding will rebuild, and
+/// gives the fields of an event the n6 event was made from as `known`: a
+/// mapped value equal to that event's own is not checked again
+/// ([`Harmonization::accept_known`]).
+pub(super) fn map_event(
+    message: &Value,
+    harmonization: &Harmonization,
+    known: Option<&Fields>,
+) -> Result<Mapped> {
     let Some(n6) = message.as_object() else {
         return Err(Error::shape("not a JSON object: an n6 event is an object"));
     };
-    let mut mapped = map_fields(n6, harmonization)?;
+    let mut mapped = map_fields(n6, harmonization, known)?;
     mapped.common.insert("raw".to_owned(), raw_field(message));
     Ok(mapped)
 }
 
-fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<Mapped> {
+fn map_fields(
+    n6: &Map<String, Value>,
+    harmonization: &Harmonization,
+    known: Option<&Fields>,
+) -> Result<Mapped> {
     let tables = Tables::get();
     for field in REQUIRED {
         if !n6.contains_key(field) {
@@ -202,7 +213,10 @@ fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<
                 insert_extra(&mut common, key, value);
             }
             _ => match tables.intelmq_field(key) {
-                Some(intelmq) => map_field(&mut common, key, intelmq, value, harmonization)?,
+                Some(intelmq) => {
+                    let held = known.and_then(|known| known.get(intelmq));
+                    map_field(&mut common, key, intelmq, (value, held), harmonization)?
+                }
                 None if harmonization
                     .spec(MessageType::Event, &format!("{EXTRA_PREFIX}{key}"))
                     .is_some() =>
@@ -223,7 +237,7 @@ fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<
     Ok(Mapped {
         id: text("id").unwrap_or_default(),
         replaces: text("replaces"),
-        addresses: map_addresses(n6.get("address"), harmonization)?,
+        addresses: map_addresses(n6.get("address"), harmonization, known)?,
         common,
     })
 }
@@ -236,14 +250,15 @@ fn insert_extra(common: &mut Map<String, Value>, key: &str, value: &Value) {
 /// in another form (or cannot hold it), the n6 value is kept in
 /// `extra.n6.<field>` too, so the way back gives it exactly. `time` is
 /// always written in the API form, so only its IntelMQ form is kept.
+/// `held` is a known event's value of the IntelMQ field, if any.
 fn map_field(
     common: &mut Map<String, Value>,
     key: &str,
     intelmq: &str,
-    value: &Value,
+    (value, held): (&Value, Option<&Value>),
     harmonization: &Harmonization,
 ) -> Result<()> {
-    let accepted = harmonization.accept(MessageType::Event, intelmq, value.clone());
+    let accepted = harmonization.accept_known(MessageType::Event, intelmq, value.clone(), held);
     if key == "time" {
         let time = accepted?.ok_or_else(|| Error::invalid(key, value, "is not a date and time"))?;
         common.insert(intelmq.to_owned(), time);
@@ -299,10 +314,12 @@ fn classify(
     Ok(())
 }
 
-/// Checks the `address` list as n6 does and maps each item to `source.*`.
+/// Checks the `address` list as n6 does and maps each item to `source.*`;
+/// a value equal to the `known` event's own is not checked again.
 fn map_addresses(
     address: Option<&Value>,
     harmonization: &Harmonization,
+    known: Option<&Fields>,
 ) -> Result<Vec<Map<String, Value>>> {
     let Some(address) = address else {
         return Ok(Vec::new());
@@ -360,8 +377,9 @@ fn map_addresses(
                 constraint.truncate("address.".len());
                 constraint.push_str(key);
                 tables.check_as(&constraint, || label(key), value)?;
+                let held = known.and_then(|known| known.get(intelmq));
                 let accepted = harmonization
-                    .accept(MessageType::Event, intelmq, value.clone())
+                    .accept_known(MessageType::Event, intelmq, value.clone(), held)
                     .map_err(|_| Error::invalid(&label(key), value, "is refused by IntelMQ"))?;
                 if let Some(accepted) = accepted {
                     fields.insert(intelmq.to_owned(), accepted);
