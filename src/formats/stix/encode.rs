@@ -36,9 +36,24 @@ static CVE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\bcve-\d{4}-\d{4,}\b").unwrap_or_else(|error| panic!("{error}"))
 });
 
-/// The objects every bundle carries unchanged, built once: the bridge's
-/// own identity and the extension-definition it creates.
-static PROJECT_OBJECTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
+/// An object every bundle carries unchanged, built once, with its JSON text.
+struct FixedObject {
+    value: Value,
+    text: Vec<u8>,
+}
+
+impl FixedObject {
+    /// The object `value` and its text.
+    fn new(value: Value) -> Self {
+        let mut text = Vec::new();
+        json::write_value(&mut text, &value);
+        FixedObject { value, text }
+    }
+}
+
+/// The objects every bundle carries unchanged: the bridge's own identity
+/// and the extension-definition it creates.
+static PROJECT_OBJECTS: LazyLock<[FixedObject; 2]> = LazyLock::new(|| {
     [
         json!({
             "type": "identity",
@@ -63,6 +78,7 @@ static PROJECT_OBJECTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
             "extension_types": ["property-extension"],
         }),
     ]
+    .map(FixedObject::new)
 });
 
 /// A property value of the bundle under construction: what it is made of
@@ -71,8 +87,10 @@ static PROJECT_OBJECTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
 enum Property<'e> {
     /// A value built for the bundle.
     Owned(Value),
-    /// A value of the event, or a constant.
+    /// A value of the event.
     Borrowed(&'e Value),
+    /// An object every bundle carries.
+    Fixed(&'e FixedObject),
     /// Text of the event, or a constant.
     Text(&'e str),
     /// Text several objects share: an id, a time.
@@ -95,6 +113,7 @@ impl Property<'_> {
         match self {
             Property::Owned(value) => value,
             Property::Borrowed(value) => value.clone(),
+            Property::Fixed(object) => object.value.clone(),
             Property::Text(text) => text.into(),
             Property::Shared(text) => text.as_ref().into(),
             Property::Fields(fields) => Value::Object(fields.to_map()),
@@ -108,12 +127,17 @@ impl Property<'_> {
         match self {
             Property::Owned(value) => json::write_value(out, value),
             Property::Borrowed(value) => json::write_value(out, value),
+            Property::Fixed(object) => out.extend_from_slice(&object.text),
             Property::Text(text) => json::write_str(out, text),
             Property::Shared(text) => json::write_str(out, text),
-            Property::Fields(fields) => write_members(out, fields.iter(), json::write_value),
+            Property::Fields(fields) => write_members(out, fields.iter(), |out, (key, value)| {
+                json::write_entry(out, key, value)
+            }),
             Property::Object(object) => {
-                let members = object.iter().map(|(key, property)| (*key, property));
-                write_members(out, members, |out, property| property.write(out));
+                write_members(out, object.iter(), |out, (key, property)| {
+                    write_own_key(out, key);
+                    property.write(out);
+                })
             }
             Property::List(items) => {
                 out.push(b'[');
@@ -148,22 +172,34 @@ fn object_value(object: Object) -> Value {
     Value::Object(map)
 }
 
-/// Appends a JSON object of `members`, each value written by `write`.
-fn write_members<'m, V>(
+/// Appends a JSON object of `members`, each `"key":value` written by `write`.
+fn write_members<M>(
     out: &mut Vec<u8>,
-    members: impl Iterator<Item = (&'m str, V)>,
-    write: impl Fn(&mut Vec<u8>, V),
+    members: impl Iterator<Item = M>,
+    write: impl Fn(&mut Vec<u8>, M),
 ) {
     out.push(b'{');
-    for (index, (key, value)) in members.enumerate() {
+    for (index, member) in members.enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        json::write_str(out, key);
-        out.push(b':');
-        write(out, value);
+        write(out, member);
     }
     out.push(b'}');
+}
+
+/// Appends `"key":` for a property name of this module's own: plain ASCII
+/// names that [`json::write_str`] would copy unescaped, so they are copied
+/// without the scan.
+fn write_own_key(out: &mut Vec<u8>, key: &str) {
+    debug_assert!(
+        key.bytes()
+            .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\'),
+        "{key:?} needs escaping"
+    );
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// The bundle for one envelope or one complete split group, as a value.
@@ -201,7 +237,7 @@ fn bundle_object<'e>(events: &'e [Envelope], context: &'e EncodeContext) -> Resu
         producer,
     };
     let [project_identity, extension_definition] = &*PROJECT_OBJECTS;
-    bundle.objects.push(Property::Borrowed(project_identity));
+    bundle.objects.push(Property::Fixed(project_identity));
     bundle.objects.push(Property::Object(vec![
         ("type", Property::Text("identity")),
         ("spec_version", Property::Text("2.1")),
@@ -211,9 +247,7 @@ fn bundle_object<'e>(events: &'e [Envelope], context: &'e EncodeContext) -> Resu
         ("name", Property::Text(&context.origin)),
         ("identity_class", Property::Text("organization")),
     ]));
-    bundle
-        .objects
-        .push(Property::Borrowed(extension_definition));
+    bundle.objects.push(Property::Fixed(extension_definition));
     for envelope in events {
         bundle.add_event(envelope)?;
     }
@@ -634,7 +668,7 @@ impl<'e> Bundle<'e> {
         let payload = &envelope.payload;
         let mut meta = envelope.meta.clone();
         for id in std::iter::once(observed_id).chain(ids) {
-            meta.uuid.add_alternate(format!("{ID_SCHEME}:{id}"));
+            meta.uuid.add_alternate([ID_SCHEME, ":", id].concat());
         }
         let mut object = self.sdo("observed-data", observed_id, &own);
         object.push(("first_observed", Property::Shared(times.observed.clone())));
