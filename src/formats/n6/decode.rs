@@ -76,10 +76,17 @@ fn build_events(
         &context.origin,
     );
     let mut addresses = mapped.addresses.into_iter();
+    let mut common = mapped.common;
     for (index, envelope) in envelopes.iter_mut().enumerate() {
         let part = parts.as_mut().and_then(|parts| parts.get_mut(index));
         let part = part.map(std::mem::take);
-        let mut fields = mapped.common.clone();
+        // The last event takes the shared fields themselves.
+        let last = index + 1 == count;
+        let mut fields = if last {
+            std::mem::take(&mut common)
+        } else {
+            common.clone()
+        };
         // A part that names `source.ip` itself took no address item.
         let takes_address = part
             .as_ref()
@@ -89,7 +96,11 @@ fn build_events(
                 fields.extend(address);
             }
         }
-        fields.extend(carried.fields.clone());
+        if last {
+            fields.extend(std::mem::take(&mut carried.fields));
+        } else {
+            fields.extend(carried.fields.clone());
+        }
         let mut meta = if count == 1 {
             carried.meta.take()
         } else {
@@ -217,20 +228,19 @@ fn map_fields(
                     let held = known.and_then(|known| known.get(intelmq));
                     map_field(&mut common, key, intelmq, (value, held), harmonization)?
                 }
-                None if harmonization
-                    .spec(MessageType::Event, &format!("{EXTRA_PREFIX}{key}"))
-                    .is_some() =>
-                {
-                    insert_extra(&mut common, key, value)
-                }
                 None => {
-                    internal.insert(key.clone(), value.clone());
+                    let extra = extra_name(key);
+                    if harmonization.spec(MessageType::Event, &extra).is_some() {
+                        common.insert(extra, value.clone());
+                    } else {
+                        internal.insert(key.clone(), value.clone());
+                    }
                 }
             },
         }
     }
     if !internal.is_empty() {
-        common.insert(format!("{EXTRA_PREFIX}{INTERNAL}"), Value::Object(internal));
+        common.insert(extra_name(INTERNAL), Value::Object(internal));
     }
     classify(&mut common, n6, tables)?;
     let text = |field: &str| n6.get(field).and_then(Value::as_str).map(str::to_owned);
@@ -242,8 +252,14 @@ fn map_fields(
     })
 }
 
+/// Keeps an n6 value as it is in `extra.n6.<key>`.
 fn insert_extra(common: &mut Map<String, Value>, key: &str, value: &Value) {
-    common.insert(format!("{EXTRA_PREFIX}{key}"), value.clone());
+    common.insert(extra_name(key), value.clone());
+}
+
+/// `extra.n6.<key>`, the IntelMQ field of an n6 key kept as it is.
+fn extra_name(key: &str) -> String {
+    [EXTRA_PREFIX, key].concat()
 }
 
 /// Maps a field with an IntelMQ counterpart. When IntelMQ holds the value
