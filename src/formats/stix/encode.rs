@@ -14,6 +14,7 @@
 //! straight out as JSON text, without hashing a key or copying the event.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::LazyLock;
@@ -225,12 +226,7 @@ fn bundle_object<'e>(events: &'e [Envelope], context: &'e EncodeContext) -> Resu
         .first()
         .cloned()
         .unwrap_or_else(|| first.meta.uuid.id.to_string());
-    let producer: Rc<str> = sdo_id(
-        "identity",
-        &format!("origin:{}", context.origin),
-        "producer",
-    )
-    .into();
+    let producer = producer_id(&context.origin);
     let mut bundle = Bundle {
         objects: Vec::with_capacity(4 + events.len() * 8),
         scos: HashSet::new(),
@@ -259,6 +255,25 @@ fn bundle_object<'e>(events: &'e [Envelope], context: &'e EncodeContext) -> Resu
         ),
         ("objects", Property::List(bundle.objects)),
     ])
+}
+
+thread_local! {
+    /// The last origin this thread encoded for and its producer identity's
+    /// id: an instance writes every bundle for the same origin.
+    static PRODUCER: RefCell<Option<(String, Rc<str>)>> = const { RefCell::new(None) };
+}
+
+/// The id of the identity of the instance named `origin`, derived once per
+/// origin and thread rather than once per bundle.
+fn producer_id(origin: &str) -> Rc<str> {
+    PRODUCER.with_borrow_mut(|last| match last {
+        Some((known, id)) if known == origin => id.clone(),
+        _ => {
+            let id: Rc<str> = sdo_id("identity", &format!("origin:{origin}"), "producer").into();
+            *last = Some((origin.to_owned(), id.clone()));
+            id
+        }
+    })
 }
 
 /// The objects of a bundle under construction.
