@@ -8,7 +8,7 @@ use super::mapping::{is_n6_ipv4, Tables};
 use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::{derived_id, link_split_group, Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, Fields};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -54,7 +54,7 @@ pub(super) fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Enve
         .map(|value| Carried::parse(value, true))
         .transpose()?
         .unwrap_or_default();
-    let mapped = map_event(&Value::Object(fields), context.harmonization)?;
+    let mapped = map_event(&Value::Object(fields), context.harmonization, None)?;
     build_events(mapped, carried, context)
 }
 
@@ -76,10 +76,17 @@ fn build_events(
         &context.origin,
     );
     let mut addresses = mapped.addresses.into_iter();
+    let mut common = mapped.common;
     for (index, envelope) in envelopes.iter_mut().enumerate() {
         let part = parts.as_mut().and_then(|parts| parts.get_mut(index));
         let part = part.map(std::mem::take);
-        let mut fields = mapped.common.clone();
+        // The last event takes the shared fields themselves.
+        let last = index + 1 == count;
+        let mut fields = if last {
+            std::mem::take(&mut common)
+        } else {
+            common.clone()
+        };
         // A part that names `source.ip` itself took no address item.
         let takes_address = part
             .as_ref()
@@ -89,7 +96,11 @@ fn build_events(
                 fields.extend(address);
             }
         }
-        fields.extend(carried.fields.clone());
+        if last {
+            fields.extend(std::mem::take(&mut carried.fields));
+        } else {
+            fields.extend(carried.fields.clone());
+        }
         let mut meta = if count == 1 {
             carried.meta.take()
         } else {
@@ -167,17 +178,28 @@ pub(super) fn bridge_id(id: &str) -> Option<Uuid> {
 
 /// Checks an n6 event (without its `intelmq` field) against n6's
 /// constraints and maps it to IntelMQ fields, the whole event going to
-/// `raw`. Encoding uses it too, to see what decoding will rebuild.
-pub(super) fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
+/// `raw`. Encoding uses it too, to see what decoding will rebuild, and
+/// gives the fields of an event the n6 event was made from as `known`: a
+/// mapped value equal to that event's own is not checked again
+/// ([`Harmonization::accept_known`]).
+pub(super) fn map_event(
+    message: &Value,
+    harmonization: &Harmonization,
+    known: Option<&Fields>,
+) -> Result<Mapped> {
     let Some(n6) = message.as_object() else {
         return Err(Error::shape("not a JSON object: an n6 event is an object"));
     };
-    let mut mapped = map_fields(n6, harmonization)?;
+    let mut mapped = map_fields(n6, harmonization, known)?;
     mapped.common.insert("raw".to_owned(), raw_field(message));
     Ok(mapped)
 }
 
-fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<Mapped> {
+fn map_fields(
+    n6: &Map<String, Value>,
+    harmonization: &Harmonization,
+    known: Option<&Fields>,
+) -> Result<Mapped> {
     let tables = Tables::get();
     for field in REQUIRED {
         if !n6.contains_key(field) {
@@ -202,48 +224,57 @@ fn map_fields(n6: &Map<String, Value>, harmonization: &Harmonization) -> Result<
                 insert_extra(&mut common, key, value);
             }
             _ => match tables.intelmq_field(key) {
-                Some(intelmq) => map_field(&mut common, key, intelmq, value, harmonization)?,
-                None if harmonization
-                    .spec(MessageType::Event, &format!("{EXTRA_PREFIX}{key}"))
-                    .is_some() =>
-                {
-                    insert_extra(&mut common, key, value)
+                Some(intelmq) => {
+                    let held = known.and_then(|known| known.get(intelmq));
+                    map_field(&mut common, key, intelmq, (value, held), harmonization)?
                 }
                 None => {
-                    internal.insert(key.clone(), value.clone());
+                    let extra = extra_name(key);
+                    if harmonization.spec(MessageType::Event, &extra).is_some() {
+                        common.insert(extra, value.clone());
+                    } else {
+                        internal.insert(key.clone(), value.clone());
+                    }
                 }
             },
         }
     }
     if !internal.is_empty() {
-        common.insert(format!("{EXTRA_PREFIX}{INTERNAL}"), Value::Object(internal));
+        common.insert(extra_name(INTERNAL), Value::Object(internal));
     }
     classify(&mut common, n6, tables)?;
     let text = |field: &str| n6.get(field).and_then(Value::as_str).map(str::to_owned);
     Ok(Mapped {
         id: text("id").unwrap_or_default(),
         replaces: text("replaces"),
-        addresses: map_addresses(n6.get("address"), harmonization)?,
+        addresses: map_addresses(n6.get("address"), harmonization, known)?,
         common,
     })
 }
 
+/// Keeps an n6 value as it is in `extra.n6.<key>`.
 fn insert_extra(common: &mut Map<String, Value>, key: &str, value: &Value) {
-    common.insert(format!("{EXTRA_PREFIX}{key}"), value.clone());
+    common.insert(extra_name(key), value.clone());
+}
+
+/// `extra.n6.<key>`, the IntelMQ field of an n6 key kept as it is.
+fn extra_name(key: &str) -> String {
+    [EXTRA_PREFIX, key].concat()
 }
 
 /// Maps a field with an IntelMQ counterpart. When IntelMQ holds the value
 /// in another form (or cannot hold it), the n6 value is kept in
 /// `extra.n6.<field>` too, so the way back gives it exactly. `time` is
 /// always written in the API form, so only its IntelMQ form is kept.
+/// `held` is a known event's value of the IntelMQ field, if any.
 fn map_field(
     common: &mut Map<String, Value>,
     key: &str,
     intelmq: &str,
-    value: &Value,
+    (value, held): (&Value, Option<&Value>),
     harmonization: &Harmonization,
 ) -> Result<()> {
-    let accepted = harmonization.accept(MessageType::Event, intelmq, value.clone());
+    let accepted = harmonization.accept_known(MessageType::Event, intelmq, value.clone(), held);
     if key == "time" {
         let time = accepted?.ok_or_else(|| Error::invalid(key, value, "is not a date and time"))?;
         common.insert(intelmq.to_owned(), time);
@@ -299,10 +330,12 @@ fn classify(
     Ok(())
 }
 
-/// Checks the `address` list as n6 does and maps each item to `source.*`.
+/// Checks the `address` list as n6 does and maps each item to `source.*`;
+/// a value equal to the `known` event's own is not checked again.
 fn map_addresses(
     address: Option<&Value>,
     harmonization: &Harmonization,
+    known: Option<&Fields>,
 ) -> Result<Vec<Map<String, Value>>> {
     let Some(address) = address else {
         return Ok(Vec::new());
@@ -360,8 +393,9 @@ fn map_addresses(
                 constraint.truncate("address.".len());
                 constraint.push_str(key);
                 tables.check_as(&constraint, || label(key), value)?;
+                let held = known.and_then(|known| known.get(intelmq));
                 let accepted = harmonization
-                    .accept(MessageType::Event, intelmq, value.clone())
+                    .accept_known(MessageType::Event, intelmq, value.clone(), held)
                     .map_err(|_| Error::invalid(&label(key), value, "is refused by IntelMQ"))?;
                 if let Some(accepted) = accepted {
                     fields.insert(intelmq.to_owned(), accepted);

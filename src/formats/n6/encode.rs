@@ -84,7 +84,8 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
             continue;
         }
         if let Some(value) = payload.get(intelmq) {
-            let value = preferred(payload, key, intelmq, value, harmonization);
+            let kept = extra_field(payload, key);
+            let value = preferred(kept, key, intelmq, value, harmonization);
             if tables.check(key, &value).is_ok() {
                 n6.insert(key.clone(), value);
             }
@@ -127,7 +128,11 @@ fn carried(
     context: &EncodeContext,
     harmonization: &Harmonization,
 ) -> Result<Option<Map<String, Value>>> {
-    let mapped = map_event(message, harmonization)?;
+    let known = members
+        .first()
+        .filter(|first| first.meta.kind == MessageType::Event)
+        .map(|first| first.payload.fields());
+    let mapped = map_event(message, harmonization, known)?;
     let count = members.len();
     let derived = derived_envelopes(
         &mapped.id,
@@ -136,9 +141,15 @@ fn carried(
         &context.origin,
     );
     let mut addresses = mapped.addresses.into_iter();
+    let mut common = mapped.common;
     let mut parts = Vec::with_capacity(count);
-    for ((member, takes), derived) in members.iter().zip(takes).zip(&derived) {
-        let mut fields = mapped.common.clone();
+    for (index, ((member, takes), derived)) in members.iter().zip(takes).zip(&derived).enumerate() {
+        // The last member takes the shared fields themselves.
+        let mut fields = if index + 1 == count {
+            std::mem::take(&mut common)
+        } else {
+            common.clone()
+        };
         if *takes {
             if let Some(address) = addresses.next() {
                 fields.extend(address);
@@ -254,7 +265,7 @@ fn replaces_link<'a>(envelope: &'a Envelope, tables: &Tables) -> Option<&'a str>
 /// (or code), reduced to n6's characters and length.
 fn source(payload: &Event, context: &EncodeContext) -> String {
     let tables = Tables::get();
-    if let Some(source) = payload.get(&format!("{EXTRA_PREFIX}source")) {
+    if let Some(source) = extra_field(payload, "source") {
         if let (Some(text), true) = (source.as_str(), tables.check("source", source).is_ok()) {
             return text.to_owned();
         }
@@ -291,16 +302,16 @@ fn slug(text: &str, max: usize) -> String {
 /// with `tlp`, else the one `tlp` maps to.
 pub(super) fn restriction<'a>(payload: &'a Event, tables: &'a Tables) -> &'a str {
     let tlp = payload.get_str("tlp");
-    let kept = payload
-        .get_str(&format!("{EXTRA_PREFIX}restriction"))
+    let kept = extra_field(payload, "restriction")
+        .and_then(Value::as_str)
         .filter(|r| tables.tlp_of(r).is_some() && (tlp.is_none() || tables.tlp_of(r) == tlp));
     kept.unwrap_or_else(|| tables.restriction_of(tlp))
 }
 
 /// `category`: kept for blacklist events, else from the classification.
 fn category<'a>(payload: &'a Event, tables: &'a Tables) -> &'a str {
-    let kept = payload
-        .get_str(&format!("{EXTRA_PREFIX}category"))
+    let kept = extra_field(payload, "category")
+        .and_then(Value::as_str)
         .filter(|c| tables.classification(c).is_some());
     kept.unwrap_or_else(|| {
         tables.category_of(
@@ -324,20 +335,30 @@ fn time(payload: &Event) -> Result<String> {
         .ok_or_else(|| Error::invalid("time.source", &text.into(), "is not a date and time"))
 }
 
-/// The n6 value of a mapped field: the original n6 value kept in
+/// The value of `extra.n6.<key>`, found without spelling out its name.
+fn extra_field<'a>(payload: &'a Event, key: &str) -> Option<&'a Value> {
+    payload
+        .fields()
+        .iter()
+        .find(|(name, _)| name.strip_prefix(EXTRA_PREFIX) == Some(key))
+        .map(|(_, value)| value)
+}
+
+/// The n6 value of a mapped field: the original n6 value `kept` in
 /// `extra.n6.<field>` while IntelMQ's value is still its form, else
 /// IntelMQ's value.
 fn preferred(
-    payload: &Event,
+    kept: Option<&Value>,
     key: &str,
     intelmq: &str,
     value: &Value,
     harmonization: &Harmonization,
 ) -> Value {
-    if key == "time" {
+    // A kept value equal to IntelMQ's gives the same either way.
+    if key == "time" || kept == Some(value) {
         return value.clone();
     }
-    let kept = payload.get(&format!("{EXTRA_PREFIX}{key}")).filter(|kept| {
+    let kept = kept.filter(|kept| {
         harmonization
             .accept(MessageType::Event, intelmq, (*kept).clone())
             .is_ok_and(|accepted| accepted.as_ref() == Some(value))

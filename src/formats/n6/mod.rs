@@ -16,7 +16,9 @@ mod decode;
 mod encode;
 pub mod mapping;
 
-use chrono::Timelike;
+use std::fmt::Write as _;
+
+use chrono::{Datelike, SecondsFormat, Timelike};
 use serde_json::Value;
 
 use super::{DecodeContext, EncodeContext, Format};
@@ -78,10 +80,16 @@ pub fn restriction(payload: &crate::event::Event) -> &str {
 pub fn api_time(text: &str) -> Option<String> {
     let time = parse_datetime(text)?;
     let micros = time.nanosecond() / 1000;
-    let whole = time.format("%Y-%m-%dT%H:%M:%S");
-    Some(if micros == 0 {
-        format!("{whole}Z")
+    // RFC 3339 in whole seconds is the same text for four-digit years and
+    // no leap second, without parsing a format string each time.
+    let mut api = if (0..=9999).contains(&time.year()) && micros < 1_000_000 {
+        time.to_rfc3339_opts(SecondsFormat::Secs, true)
     } else {
-        format!("{whole}.{micros:06}Z")
-    })
+        format!("{}Z", time.format("%Y-%m-%dT%H:%M:%S"))
+    };
+    if micros != 0 {
+        api.pop();
+        let _ = write!(api, ".{micros:06}Z");
+    }
+    Some(api)
 }

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -21,25 +21,48 @@ use crate::envelope::derived_id;
 /// The STIX 2.1 namespace for deterministic SCO ids.
 pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
 
-/// The id of a cyber-observable of `kind` whose contributing properties are
-/// `contributing` (a JSON object of the properties present).
-pub fn sco_id(kind: &str, contributing: &Value) -> String {
+/// The id of a cyber-observable of `kind` whose contributing properties
+/// (those present) are `contributing`.
+pub fn sco_id<'v>(
+    kind: &str,
+    contributing: impl IntoIterator<Item = (&'v str, &'v Value)>,
+) -> String {
     let mut canonical = String::new();
-    write_canonical(&mut canonical, contributing);
-    let uuid = Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes());
-    format!("{kind}--{uuid}")
+    write_canonical_object(&mut canonical, contributing.into_iter().collect());
+    typed_id(kind, Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes()))
 }
 
 /// The id of a domain or relationship object of `kind` playing `role` for
 /// the message whose (group or envelope) id is `owner`.
 pub fn sdo_id(kind: &str, owner: &str, role: &str) -> String {
-    let derived = derived_id(&format!("{owner}/{role}"));
-    let uuid = uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid();
-    format!("{kind}--{uuid}")
+    let mut name = String::with_capacity(owner.len() + 1 + role.len());
+    name.push_str(owner);
+    name.push('/');
+    name.push_str(role);
+    let derived = derived_id(&name);
+    typed_id(
+        kind,
+        uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid(),
+    )
+}
+
+/// `<kind>--<uuid>`, the form of every STIX id, written without the
+/// formatting machinery.
+fn typed_id(kind: &str, uuid: Uuid) -> String {
+    let mut id = String::with_capacity(kind.len() + 2 + uuid::fmt::Hyphenated::LENGTH);
+    id.push_str(kind);
+    id.push_str("--");
+    id.push_str(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    id
 }
 
 /// A STIX timestamp: UTC, `Z`, milliseconds.
 pub fn timestamp(time: &DateTime<Utc>) -> String {
+    // RFC 3339 writes the same text for four-digit years and no leap
+    // second, without parsing a format string each time.
+    if (0..=9999).contains(&time.year()) && time.nanosecond() < 1_000_000_000 {
+        return time.to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
     time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
@@ -51,19 +74,8 @@ pub fn timestamp(time: &DateTime<Utc>) -> String {
 pub fn write_canonical(out: &mut String, value: &Value) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            // JCS sorts by UTF-16 code units.
-            entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_canonical(out, item);
-            }
-            out.push('}');
+            let entries = map.iter().map(|(key, item)| (key.as_str(), item));
+            write_canonical_object(out, entries.collect());
         }
         Value::Array(items) => {
             out.push('[');
@@ -89,23 +101,49 @@ pub fn write_canonical(out: &mut String, value: &Value) {
     }
 }
 
+/// Writes a JSON object of `entries` canonically: sorted by key.
+fn write_canonical_object(out: &mut String, mut entries: Vec<(&str, &Value)>) {
+    // JCS sorts by UTF-16 code units.
+    entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    out.push('{');
+    for (index, (key, item)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_canonical(out, item);
+    }
+    out.push('}');
+}
+
+/// Writes `text` as a JCS string: the runs between escapes are copied
+/// whole (every escaped character is ASCII, so a byte scan finds them).
 fn write_string(out: &mut String, text: &str) {
     out.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            control if u32::from(control) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(control));
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            control if control < 0x20 => None,
+            _ => continue,
+        };
+        out.push_str(&text[start..at]);
+        match escape {
+            Some(escape) => out.push_str(escape),
+            None => {
+                let _ = write!(out, "\\u{byte:04x}");
             }
-            other => out.push(other),
         }
+        start = at + 1;
     }
+    out.push_str(&text[start..]);
     out.push('"');
 }
 
@@ -117,22 +155,24 @@ mod tests {
     #[test]
     fn sco_ids_match_the_checked_examples() {
         assert_eq!(
-            sco_id("ipv4-addr", &json!({"value": "198.51.100.23"})),
+            sco_id("ipv4-addr", [("value", &json!("198.51.100.23"))]),
             "ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df"
         );
         assert_eq!(
-            sco_id("autonomous-system", &json!({"number": 64511})),
+            sco_id("autonomous-system", [("number", &json!(64511))]),
             "autonomous-system--db7cbda9-7395-5be3-a796-461cd09d6dac"
         );
         // The worked example's network-traffic, keys deliberately unsorted.
-        let traffic = json!({
-            "src_port": 50022,
-            "src_ref": "ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df",
-            "protocols": ["ipv4", "tcp", "ssh"],
-            "dst_port": 22,
-        });
+        let src_ref = json!("ipv4-addr--cec0294c-86c8-52cc-8448-ba43593736df");
+        let protocols = json!(["ipv4", "tcp", "ssh"]);
+        let traffic = [
+            ("src_port", &json!(50022)),
+            ("src_ref", &src_ref),
+            ("protocols", &protocols),
+            ("dst_port", &json!(22)),
+        ];
         assert_eq!(
-            sco_id("network-traffic", &traffic),
+            sco_id("network-traffic", traffic),
             "network-traffic--5b4d7afc-316f-56ef-888f-4f5d8a5eacb4"
         );
     }
@@ -179,5 +219,10 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(timestamp(&time), "2026-01-05T08:14:03.123Z");
+        let strftime = |time: DateTime<Utc>| time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        for seconds in [0, 1_767_225_600, -62_000_000_000, 300_000_000_000] {
+            let time = DateTime::from_timestamp(seconds, 987_654_321).unwrap();
+            assert_eq!(timestamp(&time), strftime(time));
+        }
     }
 }

@@ -89,6 +89,18 @@ impl Format for Stix {
         encode::bundle(events, context).map(|bundle| vec![bundle])
     }
 
+    /// The bundle written straight from the events, without a [`Value`] tree.
+    fn encode_lines(
+        &self,
+        events: &[Envelope],
+        context: &EncodeContext,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        encode::write_bundle(events, context, out)?;
+        out.push(b'\n');
+        Ok(1)
+    }
+
     fn merges_groups(&self) -> bool {
         true
     }
