@@ -159,24 +159,26 @@ fn envelope(
 /// inserting it into the map does.
 fn write_flat_message(out: &mut Vec<u8>, envelope: &Envelope, with_meta: bool) {
     out.push(b'{');
-    json::write_str(out, TYPE_KEY);
-    out.push(b':');
+    json::write_plain_key(out, TYPE_KEY);
     json::write_str(out, envelope.meta.kind.intelmq_name());
     let meta = with_meta.then(|| envelope.meta.to_value());
     let mut meta_written = false;
+    // An event's keys are harmonization names and sub-keys: plain words.
     for (key, value) in envelope.payload.fields() {
         out.push(b',');
+        json::write_plain_key(out, key);
         match &meta {
             Some(meta) if key == META_KEY => {
-                json::write_entry(out, key, meta);
+                json::write_value(out, meta);
                 meta_written = true;
             }
-            _ => json::write_entry(out, key, value),
+            _ => json::write_value(out, value),
         }
     }
     if let (Some(meta), false) = (&meta, meta_written) {
         out.push(b',');
-        json::write_entry(out, META_KEY, meta);
+        json::write_plain_key(out, META_KEY);
+        json::write_value(out, meta);
     }
     out.push(b'}');
 }

@@ -61,6 +61,20 @@ pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
     write_value(out, value);
 }
 
+/// Appends `"key":` for a key known to need no escaping: a field name of an
+/// event (the harmonization's names and sub-keys are plain ASCII words and
+/// dots) or a name of the bridge's own. It is copied without the scan
+/// [`write_str`] makes; debug builds check that it needs none.
+pub fn write_plain_key(out: &mut Vec<u8>, key: &str) {
+    debug_assert!(
+        next_escape(key.as_bytes(), 0).is_none(),
+        "{key:?} needs escaping"
+    );
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 /// Bytes looked at together when searching for one that needs escaping.
 const BLOCK: usize = 16;
 

@@ -136,7 +136,7 @@ impl Property<'_> {
             }),
             Property::Object(object) => {
                 write_members(out, object.iter(), |out, (key, property)| {
-                    write_own_key(out, key);
+                    json::write_plain_key(out, key);
                     property.write(out);
                 })
             }
@@ -187,20 +187,6 @@ fn write_members<M>(
         write(out, member);
     }
     out.push(b'}');
-}
-
-/// Appends `"key":` for a property name of this module's own: plain ASCII
-/// names that [`json::write_str`] would copy unescaped, so they are copied
-/// without the scan.
-fn write_own_key(out: &mut Vec<u8>, key: &str) {
-    debug_assert!(
-        key.bytes()
-            .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\'),
-        "{key:?} needs escaping"
-    );
-    out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
 }
 
 /// The bundle for one envelope or one complete split group, as a value.
