@@ -171,12 +171,35 @@ impl<P: Display + ?Sized> Display for Indexed<'_, P> {
     }
 }
 
+/// A message's top-level keys as reading looks them up: a parsed message's
+/// map, or the keys the encoder is still assembling, so that it can read
+/// them back before they become a map or text.
+pub(super) trait TopLevel {
+    /// The value of `key`, if the message has it.
+    fn key(&self, key: &str) -> Option<&Value>;
+}
+
+impl TopLevel for Map<String, Value> {
+    fn key(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+/// The encoder's keys in their order, each once: a handful, so comparing
+/// names costs less than hashing them.
+impl TopLevel for [(&str, Value)] {
+    fn key(&self, key: &str) -> Option<&Value> {
+        let found = self.iter().find(|(name, _)| *name == key);
+        found.map(|(_, value)| value)
+    }
+}
+
 /// A JSON list of objects (`Source`, `Target`, `Attach`), or an error.
 fn object_list<'v>(
-    object: &'v Map<String, Value>,
+    object: &'v (impl TopLevel + ?Sized),
     key: &str,
 ) -> Result<Vec<&'v Map<String, Value>>> {
-    let Some(value) = object.get(key) else {
+    let Some(value) = object.key(key) else {
         return Ok(Vec::new());
     };
     let items = value
@@ -446,12 +469,12 @@ fn protocol_fields(protocol: &Protocol, fields: &mut Map<String, Value>) {
 
 /// The fields of `top`-level keys in the message table (times, `Note`).
 fn message_fields(
-    top: &Map<String, Value>,
+    top: &(impl TopLevel + ?Sized),
     (harmonization, known): (&Harmonization, Known<'_>),
     fields: &mut Map<String, Value>,
 ) -> Result<()> {
     for pair in &Tables::get().message {
-        if let Some(value) = top.get(&pair.idea) {
+        if let Some(value) = top.key(&pair.idea) {
             let clean = accept(
                 harmonization,
                 known,
@@ -494,7 +517,7 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
 /// the event's fields as `known`, so that the values it copied from them
 /// are not checked again.
 pub(super) fn carried_fields(
-    top: &Map<String, Value>,
+    top: &(impl TopLevel + ?Sized),
     source: Option<&Map<String, Value>>,
     target: Option<&Map<String, Value>>,
     harmonization: &Harmonization,
@@ -529,7 +552,7 @@ pub(super) fn carried_fields(
 /// from the event `known`, so that they give back exactly its values; the
 /// protocol is still read from the first entry with a `Proto`, as there.
 pub(super) fn carried_fields_beside_entries(
-    top: &Map<String, Value>,
+    top: &(impl TopLevel + ?Sized),
     entries: [Option<&Map<String, Value>>; 2],
     harmonization: &Harmonization,
     known: Known<'_>,
@@ -549,7 +572,7 @@ pub(super) fn carried_fields_beside_entries(
 /// What [`carried_fields`] reads after the entries: the protocol, the
 /// malware hashes and `raw` from `Attach`.
 fn attached_fields(
-    top: &Map<String, Value>,
+    top: &(impl TopLevel + ?Sized),
     protocol: Option<&Protocol>,
     (harmonization, known): (&Harmonization, Known<'_>),
     fields: &mut Map<String, Value>,

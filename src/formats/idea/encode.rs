@@ -14,13 +14,13 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
-use super::decode::{carried_fields, carried_fields_beside_entries, ORIG_DATA};
+use super::decode::{carried_fields, carried_fields_beside_entries, TopLevel, ORIG_DATA};
 use super::mapping::Tables;
 use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
 use crate::envelope::{derived_id, Envelope};
 use crate::error::{Error, Result};
 use crate::event::Fields;
-use crate::formats::EncodeContext;
+use crate::formats::{json, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
 /// Top-level keys that `extra.idea` may not override: ids and structure the
@@ -35,16 +35,160 @@ const SOFTWARE: &str = "intelmq-bridge";
 const EVENT_HASH_SCHEME: &str = "intelmq-hash";
 
 /// The IDEA pieces of one event, before a group is merged.
-struct Parts {
-    top: TopKeys,
+struct Parts<'a> {
+    top: TopKeys<'a>,
     attach: Vec<Value>,
     sides: [Option<Map<String, Value>>; 2],
     nodes: Vec<Value>,
 }
 
-/// Encodes envelopes: a complete split group becomes one message, anything
-/// else one message per envelope.
-pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+/// One IDEA message before it becomes a [`Value`] ([`encode`]) or text
+/// ([`encode_lines`]): both come from here, so they hold the same keys in
+/// the same order.
+struct Message<'a> {
+    /// Every key but `_intelmq`, in the message's order, each once: the
+    /// keys `extra.idea` may set are never the ones the encoder sets
+    /// itself ([`RESERVED_KEYS`]), so no key comes twice.
+    keys: TopKeys<'a>,
+    /// `_intelmq`, the last key.
+    carry: Carry<'a>,
+}
+
+impl Message<'_> {
+    /// The message as a [`Value`].
+    fn into_value(self) -> Value {
+        let mut idea = Map::with_capacity(self.keys.len() + 1);
+        for (key, value) in self.keys {
+            idea.insert(key.to_owned(), value);
+        }
+        idea.insert(CARRY_KEY.into(), self.carry.into_value());
+        Value::Object(idea)
+    }
+
+    /// Appends the message's JSON text: the bytes [`json::write_value`]
+    /// writes of [`Message::into_value`], without building it.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (key, value) in &self.keys {
+            json::write_entry(out, key, value);
+            out.push(b',');
+        }
+        json::write_str(out, CARRY_KEY);
+        out.push(b':');
+        self.carry.write(out);
+        out.push(b'}');
+    }
+}
+
+/// `_intelmq` before it becomes a [`Value`] or text, its fields borrowed
+/// from the events rather than copied.
+struct Carry<'a> {
+    /// The fields every event of a group carries with the same value.
+    common: Vec<(&'a str, &'a Value)>,
+    /// Each event's share, in the message's order.
+    events: Vec<Carried<'a>>,
+}
+
+/// One event's share of `_intelmq`.
+struct Carried<'a> {
+    /// The event's meta.
+    meta: Value,
+    /// The fields the IDEA keys do not give back exactly.
+    payload: Vec<(&'a str, &'a Value)>,
+    /// The fields the IDEA keys give that the event lacks.
+    absent: Vec<String>,
+    /// The positions of its Source and Target entries.
+    source: Option<usize>,
+    target: Option<usize>,
+}
+
+impl Carry<'_> {
+    /// `_intelmq` as a [`Value`].
+    fn into_value(self) -> Value {
+        let object = |pairs: Vec<(&str, &Value)>| {
+            let map = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.clone()));
+            Value::Object(map.collect())
+        };
+        let mut carry = Map::with_capacity(2);
+        if !self.common.is_empty() {
+            carry.insert("payload".into(), object(self.common));
+        }
+        let list: Vec<Value> = self
+            .events
+            .into_iter()
+            .map(|event| {
+                let mut entry = Map::with_capacity(5);
+                entry.insert("meta".into(), event.meta);
+                if !event.payload.is_empty() {
+                    entry.insert("payload".into(), object(event.payload));
+                }
+                if !event.absent.is_empty() {
+                    entry.insert("absent".into(), event.absent.into());
+                }
+                for (key, at) in [("source", event.source), ("target", event.target)] {
+                    if let Some(at) = at {
+                        entry.insert(key.into(), at.into());
+                    }
+                }
+                Value::Object(entry)
+            })
+            .collect();
+        carry.insert("events".into(), list.into());
+        Value::Object(carry)
+    }
+
+    /// Appends `_intelmq`'s JSON text: the bytes [`json::write_value`]
+    /// writes of [`Carry::into_value`], without building it.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        if !self.common.is_empty() {
+            json::write_str(out, "payload");
+            out.push(b':');
+            json::write_object(out, self.common.iter().copied());
+            out.push(b',');
+        }
+        json::write_str(out, "events");
+        out.extend_from_slice(b":[");
+        for (index, event) in self.events.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            json::write_entry(out, "meta", &event.meta);
+            if !event.payload.is_empty() {
+                out.push(b',');
+                json::write_str(out, "payload");
+                out.push(b':');
+                json::write_object(out, event.payload.iter().copied());
+            }
+            if !event.absent.is_empty() {
+                out.push(b',');
+                json::write_str(out, "absent");
+                out.push(b':');
+                out.push(b'[');
+                for (index, key) in event.absent.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    json::write_str(out, key);
+                }
+                out.push(b']');
+            }
+            for (key, at) in [("source", event.source), ("target", event.target)] {
+                if let Some(at) = at {
+                    out.push(b',');
+                    json::write_entry(out, key, &at.into());
+                }
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+/// The messages of `events`: a complete split group becomes one message,
+/// anything else one message per envelope.
+fn messages<'a>(events: &'a [Envelope], context: &EncodeContext) -> Result<Vec<Message<'a>>> {
     if let Some((group, members)) = complete_group(events) {
         return Ok(vec![message(&members, Some(group), context)?]);
     }
@@ -52,6 +196,28 @@ pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>
         .iter()
         .map(|event| message(&[event], None, context))
         .collect()
+}
+
+/// Encodes envelopes into IDEA messages ([`messages`]).
+pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+    let messages = messages(events, context)?;
+    Ok(messages.into_iter().map(Message::into_value).collect())
+}
+
+/// Writes the IDEA messages of envelopes ([`messages`]) as JSON Lines onto
+/// `out`, straight from their pieces; returns how many. Nothing is written
+/// when one fails, as with [`encode`].
+pub fn encode_lines(
+    events: &[Envelope],
+    context: &EncodeContext,
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let messages = messages(events, context)?;
+    for message in &messages {
+        message.write(out);
+        out.push(b'\n');
+    }
+    Ok(messages.len())
 }
 
 /// The group id and the members in split order, when `events` are exactly
@@ -77,7 +243,11 @@ fn complete_group(events: &[Envelope]) -> Option<(&str, Vec<&Envelope>)> {
 }
 
 /// One IDEA message for one event, or for a whole group.
-fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -> Result<Value> {
+fn message<'a>(
+    events: &[&'a Envelope],
+    group: Option<&str>,
+    context: &EncodeContext,
+) -> Result<Message<'a>> {
     let tables = Tables::get();
     let parts = events
         .iter()
@@ -108,46 +278,41 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         return Err(Error::shape("nothing to encode"));
     };
 
-    // Sized for every key a message can get, so the map never grows.
-    let mut idea = Map::with_capacity(top.len() + RESERVED_KEYS.len() + 1);
-    idea.insert("Format".into(), "IDEA0".into());
-    ids(&mut idea, events, group);
-    for (key, value) in top {
-        idea.insert(key, value);
-    }
+    // Sized for every key a message can get, so the list never grows.
+    let mut keys = Vec::with_capacity(top.len() + RESERVED_KEYS.len());
+    keys.push(("Format", "IDEA0".into()));
+    ids(&mut keys, events, group);
+    keys.extend(top);
     for (side, list) in tables.sides.iter().zip(sides) {
         if !list.is_empty() {
-            idea.insert(
-                side.idea.clone(),
-                list.into_iter().map(Value::Object).collect(),
-            );
+            let list = list.into_iter().map(Value::Object).collect();
+            keys.push((side.idea.as_str(), list));
         }
     }
     if !attach.is_empty() {
-        idea.insert("Attach".into(), attach.into());
+        keys.push(("Attach", attach.into()));
     }
-    idea.insert("Node".into(), nodes(&context.origin, &earlier_nodes));
+    keys.push(("Node", nodes(&context.origin, &earlier_nodes)));
 
-    let carry = carry(&idea, events, &positions, tables)?;
-    idea.insert(CARRY_KEY.into(), carry);
-    Ok(Value::Object(idea))
+    let carry = carry(&keys, events, &positions, tables)?;
+    Ok(Message { keys, carry })
 }
 
 /// `_intelmq` for a message built from `events`: each event's meta, the
 /// fields the message's IDEA keys do not give back exactly (as the decoder
 /// reads them), the fields they give that the event lacks, and the
 /// positions of its Source and Target entries.
-fn carry(
-    idea: &Map<String, Value>,
-    events: &[&Envelope],
+fn carry<'a>(
+    idea: &[(&str, Value)],
+    events: &[&'a Envelope],
     positions: &[[Option<usize>; 2]],
     tables: &Tables,
-) -> Result<Value> {
+) -> Result<Carry<'a>> {
     let harmonization = Harmonization::intelmq();
     // The message's own Source and Target lists, read where they lie.
     let entry = |side: usize, at: Option<usize>| {
         let key = &tables.sides.get(side)?.idea;
-        idea.get(key)?.as_array()?.get(at?)?.as_object()
+        idea.key(key)?.as_array()?.get(at?)?.as_object()
     };
     let mut carried = Vec::with_capacity(events.len());
     for (event, position) in events.iter().zip(positions) {
@@ -177,48 +342,28 @@ fn carry(
             let found = recovered.iter().find(|(name, _)| *name == key);
             found.map(|(_, value)| value)
         };
-        // Sized for every field, so the map never grows while filling.
-        let mut rest = Map::with_capacity(fields.len());
-        rest.extend(
-            fields
-                .iter()
-                .filter(|(key, value)| !copied.contains(key) && given_back(key) != Some(*value))
-                .map(|(key, value)| (key.to_owned(), value.clone())),
-        );
-        let absent: Vec<Value> = recovered
+        let payload = fields
+            .iter()
+            .filter(|(key, value)| !copied.contains(key) && given_back(key) != Some(*value))
+            .collect();
+        let absent = recovered
             .keys()
             .filter(|key| !fields.contains_key(key))
-            .map(|key| Value::String(key.clone()))
+            .cloned()
             .collect();
-        carried.push((rest, absent, source, target));
+        carried.push(Carried {
+            meta: event.meta.to_value(),
+            payload,
+            absent,
+            source,
+            target,
+        });
     }
     let common = common_fields(&mut carried);
-    let mut carry = Map::with_capacity(2);
-    if !common.is_empty() {
-        carry.insert("payload".into(), Value::Object(common));
-    }
-    let list: Vec<Value> = events
-        .iter()
-        .zip(carried)
-        .map(|(event, (rest, absent, source, target))| {
-            let mut entry = Map::with_capacity(5);
-            entry.insert("meta".into(), event.meta.to_value());
-            if !rest.is_empty() {
-                entry.insert("payload".into(), Value::Object(rest));
-            }
-            if !absent.is_empty() {
-                entry.insert("absent".into(), absent.into());
-            }
-            for (key, at) in [("source", source), ("target", target)] {
-                if let Some(at) = at {
-                    entry.insert(key.into(), at.into());
-                }
-            }
-            Value::Object(entry)
-        })
-        .collect();
-    carry.insert("events".into(), list.into());
-    Ok(Value::Object(carry))
+    Ok(Carry {
+        common,
+        events: carried,
+    })
 }
 
 /// The Source and Target fields of a lone event that [`sides`] copied one
@@ -280,32 +425,33 @@ enum Address {
     Network,
 }
 
-/// One event's share of `_intelmq`: the fields to carry, the fields to
-/// drop, its Source and Target positions.
-type Carried = (Map<String, Value>, Vec<Value>, Option<usize>, Option<usize>);
-
 /// Takes the fields every event of a group carries with the same value out
 /// of the events, so that a message's `raw` and `extra.idea` appear once.
-fn common_fields(carried: &mut [Carried]) -> Map<String, Value> {
-    let mut common = Map::new();
-    let Some(((first, ..), rest)) = carried.split_first() else {
+fn common_fields<'a>(carried: &mut [Carried<'a>]) -> Vec<(&'a str, &'a Value)> {
+    let mut common = Vec::new();
+    let Some((first, rest)) = carried.split_first() else {
         return common;
     };
     if rest.is_empty() {
         return common;
     }
-    for (key, value) in first {
+    // An event's fields are each named once, so a name found is the field.
+    let value_of = |payload: &[(&str, &'a Value)], key: &str| {
+        let found = payload.iter().find(|(name, _)| *name == key);
+        found.map(|(_, value)| *value)
+    };
+    for &(key, value) in &first.payload {
         if rest
             .iter()
-            .all(|(fields, ..)| fields.get(key) == Some(value))
+            .all(|event| value_of(&event.payload, key) == Some(value))
         {
-            common.insert(key.clone(), value.clone());
+            common.push((key, value));
         }
     }
-    for (fields, ..) in carried.iter_mut() {
-        for key in common.keys() {
-            fields.shift_remove(key);
-        }
+    for event in carried.iter_mut() {
+        event
+            .payload
+            .retain(|(key, _)| !common.iter().any(|(name, _)| name == key));
     }
     common
 }
@@ -313,7 +459,7 @@ fn common_fields(carried: &mut [Carried]) -> Map<String, Value> {
 /// `ID` and the id lists. One event: its id, its groups as `CorrelID` (the
 /// message it was split from). A group: the group id, its members as
 /// `AggrID`. Alternates become `AltNames`, related ids `RelID`.
-fn ids(idea: &mut Map<String, Value>, events: &[&Envelope], group: Option<&str>) {
+fn ids(keys: &mut TopKeys<'_>, events: &[&Envelope], group: Option<&str>) {
     let mut alternates: Vec<Value> = Vec::new();
     let mut related: Vec<Value> = Vec::new();
     for event in events {
@@ -357,14 +503,14 @@ fn ids(idea: &mut Map<String, Value>, events: &[&Envelope], group: Option<&str>)
         }
         (None, []) => (String::new(), "CorrelID", Vec::new()),
     };
-    idea.insert("ID".into(), id.into());
+    keys.push(("ID", id.into()));
     for (key, list) in [
         ("AltNames", alternates),
         (linked_key, linked),
         ("RelID", related),
     ] {
         if !list.is_empty() {
-            idea.insert(key.into(), list.into());
+            keys.push((key, list.into()));
         }
     }
 }
@@ -431,7 +577,7 @@ fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) ->
 }
 
 /// The IDEA pieces of one event, as IntelMQ's IDEA expert maps them.
-fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
+fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a>> {
     let fields = event.payload.fields();
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
@@ -439,14 +585,14 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
     let mut top = TopKeys::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
-            set_top(&mut top, pair.idea.clone(), value.clone());
+            set_top(&mut top, &pair.idea, value.clone());
         }
     }
-    if !top.iter().any(|(key, _)| key == "DetectTime") {
-        set_top(&mut top, "DetectTime".into(), detect_time(event)?);
+    if !top.iter().any(|(key, _)| *key == "DetectTime") {
+        set_top(&mut top, "DetectTime", detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        set_top(&mut top, "Category".into(), list_of(category));
+        set_top(&mut top, "Category", list_of(category));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
@@ -456,11 +602,11 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         Some(feed) => format!("{feed}: {what}"),
         None => what.to_owned(),
     };
-    set_top(&mut top, "Description".into(), description.into());
+    set_top(&mut top, "Description", description.into());
     if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
         set_top(
             &mut top,
-            "Confidence".into(),
+            "Confidence",
             (accuracy / 100.0).clamp(0.0, 1.0).into(),
         );
     }
@@ -477,7 +623,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         .map(Value::String)
         .collect();
     if !refs.is_empty() {
-        set_top(&mut top, "Ref".into(), refs.into());
+        set_top(&mut top, "Ref", refs.into());
     }
     let mut attach = attachments(fields, tables);
     let mut nodes = Vec::new();
@@ -488,7 +634,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
                 "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
                 key if RESERVED_KEYS.contains(&key) => {}
                 _ => {
-                    set_top(&mut top, key.clone(), value.clone());
+                    set_top(&mut top, key, value.clone());
                 }
             }
         }
@@ -504,11 +650,11 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
 /// The top-level keys of one event's message in their order, each once: a
 /// handful, so a list searched by name costs less than a map that hashes
 /// each key once here and again when the message takes them.
-type TopKeys = Vec<(String, Value)>;
+type TopKeys<'a> = Vec<(&'a str, Value)>;
 
 /// Sets `key` in `top` as a map insert does: in place when it is there
 /// already, at the end otherwise.
-fn set_top(top: &mut TopKeys, key: String, value: Value) {
+fn set_top<'a>(top: &mut TopKeys<'a>, key: &'a str, value: Value) {
     match top.iter_mut().find(|(name, _)| *name == key) {
         Some((_, slot)) => *slot = value,
         None => top.push((key, value)),
@@ -772,6 +918,45 @@ mod tests {
         events
     }
 
+    /// Every fixture event alone, and the events each IDEA fixture splits
+    /// into, together: with a split message, they make a group.
+    fn fixture_batches() -> Vec<Vec<Envelope>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let context = DecodeContext::new("cert-test");
+        let mut batches: Vec<Vec<Envelope>> = fixture_events()
+            .into_iter()
+            .map(|event| vec![event])
+            .collect();
+        for file in std::fs::read_dir(root.join("fixtures/idea/valid")).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let message: Value = serde_json::from_str(&text).unwrap();
+            batches.push(super::super::Idea.decode(message, &context).unwrap());
+        }
+        batches
+    }
+
+    /// What `encode_lines` writes is the text of what `encode` returns,
+    /// for lone events and for whole groups.
+    #[test]
+    fn lines_are_the_messages_text() {
+        let context = EncodeContext::new("cert-test");
+        let mut groups = 0;
+        for events in fixture_batches() {
+            let mut lines = Vec::new();
+            let count = encode_lines(&events, &context, &mut lines).unwrap();
+            let messages = encode(&events, &context).unwrap();
+            let mut expected = Vec::new();
+            for message in &messages {
+                json::write_value(&mut expected, message);
+                expected.push(b'\n');
+            }
+            assert_eq!(count, messages.len());
+            assert_eq!(String::from_utf8(lines), String::from_utf8(expected));
+            groups += usize::from(events.len() > 1 && messages.len() == 1);
+        }
+        assert!(groups > 3, "only {groups} groups were merged");
+    }
+
     /// What `carry` relies on: for a lone event whose side fields were
     /// copied one to one, reading the entries gives back exactly those
     /// fields with the event's values, and nothing else changes.
@@ -782,7 +967,8 @@ mod tests {
         let context = EncodeContext::new("cert-test");
         let mut checked = 0;
         for event in fixture_events() {
-            let Value::Object(idea) = message(&[&event], None, &context).unwrap() else {
+            let message = message(&[&event], None, &context).unwrap();
+            let Value::Object(idea) = message.into_value() else {
                 panic!("an IDEA message is an object")
             };
             let fields = event.payload.fields();

@@ -70,6 +70,17 @@ impl Format for Idea {
         encode::encode(events, context)
     }
 
+    /// The messages written straight from their pieces, without building
+    /// them as [`Value`] trees first.
+    fn encode_lines(
+        &self,
+        events: &[Envelope],
+        context: &EncodeContext,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        encode::encode_lines(events, context, out)
+    }
+
     fn merges_groups(&self) -> bool {
         true
     }
