@@ -179,9 +179,22 @@ pub(super) trait TopLevel {
     fn key(&self, key: &str) -> Option<&Value>;
 }
 
+/// A Source or Target entry as reading goes through it: a parsed message's
+/// map, or the keys the encoder is still assembling.
+pub(super) trait Object: TopLevel {
+    /// The keys and values, in their order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Value)>;
+}
+
 impl TopLevel for Map<String, Value> {
     fn key(&self, key: &str) -> Option<&Value> {
         self.get(key)
+    }
+}
+
+impl Object for Map<String, Value> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().map(|(key, value)| (key.as_str(), value))
     }
 }
 
@@ -191,6 +204,12 @@ impl TopLevel for [(&str, Value)] {
     fn key(&self, key: &str) -> Option<&Value> {
         let found = self.iter().find(|(name, _)| *name == key);
         found.map(|(_, value)| value)
+    }
+}
+
+impl Object for [(&str, Value)] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().map(|(key, value)| (*key, value))
     }
 }
 
@@ -254,14 +273,14 @@ fn single(value: &Value) -> Option<&Value> {
 
 /// Reads one Source/Target entry.
 fn read_entry<'m>(
-    entry: &'m Map<String, Value>,
+    entry: &'m (impl Object + ?Sized),
     path: &str,
     names: &'m SideFields,
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Entry<'m>> {
     let tables = Tables::get();
-    let flag = |key: &str| entry.get(key).and_then(Value::as_bool) == Some(true);
+    let flag = |key: &str| entry.key(key).and_then(Value::as_bool) == Some(true);
     let vague = flag("Anonymised") || flag("Imprecise");
     let mut read = Entry {
         fields: Vec::new(),
@@ -271,9 +290,9 @@ fn read_entry<'m>(
         types: Vec::new(),
         names,
     };
-    for (key, value) in entry {
+    for (key, value) in entry.pairs() {
         let key_path = Dotted(path, key);
-        match key.as_str() {
+        match key {
             "IP4" | "IP6" | "IP" => {
                 let mut addresses = Vec::new();
                 for (index, item) in string_list(value, &key_path)?.into_iter().enumerate() {
@@ -281,7 +300,7 @@ fn read_entry<'m>(
                     addresses.extend(parse_addresses(item, key, &item_path)?);
                 }
                 if vague {
-                    read.leftover.insert(key.clone(), value.clone());
+                    read.leftover.insert(key.to_owned(), value.clone());
                 } else {
                     read.addresses.extend(addresses);
                 }
@@ -295,7 +314,7 @@ fn read_entry<'m>(
                 }) {
                     Some(ip) => read.fields.push((field.clone(), ip)),
                     None => {
-                        read.leftover.insert(key.clone(), value.clone());
+                        read.leftover.insert(key.to_owned(), value.clone());
                     }
                 }
             }
@@ -305,13 +324,13 @@ fn read_entry<'m>(
             }
             "Type" => {
                 read.types = string_list(value, &key_path)?;
-                read.leftover.insert(key.clone(), value.clone());
+                read.leftover.insert(key.to_owned(), value.clone());
             }
             _ => match tables
                 .side
                 .iter()
                 .zip(&names.pairs)
-                .find(|(pair, _)| pair.idea == *key)
+                .find(|(pair, _)| pair.idea == key)
             {
                 Some((pair, field)) => read_side_field(
                     &mut read,
@@ -322,7 +341,7 @@ fn read_entry<'m>(
                     (harmonization, known),
                 )?,
                 None => {
-                    read.leftover.insert(key.clone(), value.clone());
+                    read.leftover.insert(key.to_owned(), value.clone());
                 }
             },
         }
@@ -516,10 +535,10 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
 /// what this gives back, so that `_intelmq` holds only the rest; it passes
 /// the event's fields as `known`, so that the values it copied from them
 /// are not checked again.
-pub(super) fn carried_fields(
+pub(super) fn carried_fields<E: Object + ?Sized>(
     top: &(impl TopLevel + ?Sized),
-    source: Option<&Map<String, Value>>,
-    target: Option<&Map<String, Value>>,
+    source: Option<&E>,
+    target: Option<&E>,
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Map<String, Value>> {
@@ -551,9 +570,9 @@ pub(super) fn carried_fields(
 /// table, local addresses), for an encoder that copied those one to one
 /// from the event `known`, so that they give back exactly its values; the
 /// protocol is still read from the first entry with a `Proto`, as there.
-pub(super) fn carried_fields_beside_entries(
+pub(super) fn carried_fields_beside_entries<E: TopLevel + ?Sized>(
     top: &(impl TopLevel + ?Sized),
-    entries: [Option<&Map<String, Value>>; 2],
+    entries: [Option<&E>; 2],
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Map<String, Value>> {
@@ -562,7 +581,7 @@ pub(super) fn carried_fields_beside_entries(
     let protocol = entries
         .into_iter()
         .flatten()
-        .find_map(|entry| entry.get("Proto"))
+        .find_map(|entry| entry.key("Proto"))
         .map(|value| string_list(value, "Proto").map(|names| read_protocol(&names, Tables::get())))
         .transpose()?;
     attached_fields(top, protocol.as_ref(), (harmonization, known), &mut fields)?;

@@ -36,9 +36,9 @@ const EVENT_HASH_SCHEME: &str = "intelmq-hash";
 
 /// The IDEA pieces of one event, before a group is merged.
 struct Parts<'a> {
-    top: TopKeys<'a>,
+    top: Keys<'a>,
     attach: Vec<Value>,
-    sides: [Option<Map<String, Value>>; 2],
+    sides: [Option<Keys<'a>>; 2],
     nodes: Vec<Value>,
 }
 
@@ -46,19 +46,52 @@ struct Parts<'a> {
 /// ([`encode_lines`]): both come from here, so they hold the same keys in
 /// the same order.
 struct Message<'a> {
-    /// Every key but `_intelmq`, in the message's order, each once: the
-    /// keys `extra.idea` may set are never the ones the encoder sets
-    /// itself ([`RESERVED_KEYS`]), so no key comes twice.
-    keys: TopKeys<'a>,
+    /// Every key but `_intelmq`.
+    idea: IdeaKeys<'a>,
     /// `_intelmq`, the last key.
     carry: Carry<'a>,
+}
+
+/// A message's keys but `_intelmq`, in the message's order, each once:
+/// the keys `extra.idea` may set are never the ones the encoder sets
+/// itself ([`RESERVED_KEYS`]), so no key comes twice.
+struct IdeaKeys<'a> {
+    /// `Format`, the ids and the keys of [`generate`]'s `top`.
+    before_entries: Keys<'a>,
+    /// `Source` and `Target` with their entries, left out when empty.
+    entries: [(&'a str, Vec<Keys<'a>>); 2],
+    /// `Attach` and `Node`.
+    after_entries: Keys<'a>,
+}
+
+/// The keys beside the entries, which are read on their own.
+impl TopLevel for IdeaKeys<'_> {
+    fn key(&self, key: &str) -> Option<&Value> {
+        let before = self.before_entries.as_slice().key(key);
+        before.or_else(|| self.after_entries.as_slice().key(key))
+    }
 }
 
 impl Message<'_> {
     /// The message as a [`Value`].
     fn into_value(self) -> Value {
-        let mut idea = Map::with_capacity(self.keys.len() + 1);
-        for (key, value) in self.keys {
+        let IdeaKeys {
+            before_entries,
+            entries,
+            after_entries,
+        } = self.idea;
+        let object =
+            |keys: Keys| Value::Object(keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let mut idea = Map::with_capacity(before_entries.len() + after_entries.len() + 3);
+        for (key, value) in before_entries {
+            idea.insert(key.to_owned(), value);
+        }
+        for (side, list) in entries {
+            if !list.is_empty() {
+                idea.insert(side.to_owned(), list.into_iter().map(object).collect());
+            }
+        }
+        for (key, value) in after_entries {
             idea.insert(key.to_owned(), value);
         }
         idea.insert(CARRY_KEY.into(), self.carry.into_value());
@@ -68,8 +101,27 @@ impl Message<'_> {
     /// Appends the message's JSON text: the bytes [`json::write_value`]
     /// writes of [`Message::into_value`], without building it.
     fn write(&self, out: &mut Vec<u8>) {
+        let idea = &self.idea;
         out.push(b'{');
-        for (key, value) in &self.keys {
+        for (key, value) in &idea.before_entries {
+            json::write_entry(out, key, value);
+            out.push(b',');
+        }
+        for (side, list) in &idea.entries {
+            if list.is_empty() {
+                continue;
+            }
+            json::write_str(out, side);
+            out.extend_from_slice(b":[");
+            for (index, entry) in list.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                json::write_object(out, entry.iter().map(|(key, value)| (*key, value)));
+            }
+            out.extend_from_slice(b"],");
+        }
+        for (key, value) in &idea.after_entries {
             json::write_entry(out, key, value);
             out.push(b',');
         }
@@ -255,8 +307,8 @@ fn message<'a>(
         .collect::<Result<Vec<_>>>()?;
     // The parts are owned, so their pieces move into the message; the first
     // part gives the top-level keys and the nodes.
-    let mut first: Option<(TopKeys, Vec<Value>)> = None;
-    let mut sides: [Vec<Map<String, Value>>; 2] = [Vec::new(), Vec::new()];
+    let mut first: Option<(Keys, Vec<Value>)> = None;
+    let mut sides: [Vec<Keys>; 2] = [Vec::new(), Vec::new()];
     let mut positions = Vec::with_capacity(parts.len());
     let mut attach: Vec<Value> = Vec::new();
     for part in parts {
@@ -279,23 +331,25 @@ fn message<'a>(
     };
 
     // Sized for every key a message can get, so the list never grows.
-    let mut keys = Vec::with_capacity(top.len() + RESERVED_KEYS.len());
-    keys.push(("Format", "IDEA0".into()));
-    ids(&mut keys, events, group);
-    keys.extend(top);
-    for (side, list) in tables.sides.iter().zip(sides) {
-        if !list.is_empty() {
-            let list = list.into_iter().map(Value::Object).collect();
-            keys.push((side.idea.as_str(), list));
-        }
-    }
+    let mut before_entries = Vec::with_capacity(top.len() + RESERVED_KEYS.len());
+    before_entries.push(("Format", "IDEA0".into()));
+    ids(&mut before_entries, events, group);
+    before_entries.extend(top);
+    let [source, target] = sides;
+    let [source_key, target_key] =
+        [0, 1].map(|side| tables.sides.get(side).map_or("", |side| side.idea.as_str()));
+    let mut after_entries = Vec::with_capacity(2);
     if !attach.is_empty() {
-        keys.push(("Attach", attach.into()));
+        after_entries.push(("Attach", attach.into()));
     }
-    keys.push(("Node", nodes(&context.origin, &earlier_nodes)));
-
-    let carry = carry(&keys, events, &positions, tables)?;
-    Ok(Message { keys, carry })
+    after_entries.push(("Node", nodes(&context.origin, &earlier_nodes)));
+    let idea = IdeaKeys {
+        before_entries,
+        entries: [(source_key, source), (target_key, target)],
+        after_entries,
+    };
+    let carry = carry(&idea, events, &positions, tables)?;
+    Ok(Message { idea, carry })
 }
 
 /// `_intelmq` for a message built from `events`: each event's meta, the
@@ -303,16 +357,16 @@ fn message<'a>(
 /// reads them), the fields they give that the event lacks, and the
 /// positions of its Source and Target entries.
 fn carry<'a>(
-    idea: &[(&str, Value)],
+    idea: &IdeaKeys,
     events: &[&'a Envelope],
     positions: &[[Option<usize>; 2]],
     tables: &Tables,
 ) -> Result<Carry<'a>> {
     let harmonization = Harmonization::intelmq();
-    // The message's own Source and Target lists, read where they lie.
+    // The message's own Source and Target entries, read where they lie.
     let entry = |side: usize, at: Option<usize>| {
-        let key = &tables.sides.get(side)?.idea;
-        idea.key(key)?.as_array()?.get(at?)?.as_object()
+        let (_, list) = idea.entries.get(side)?;
+        list.get(at?).map(Vec::as_slice)
     };
     let mut carried = Vec::with_capacity(events.len());
     for (event, position) in events.iter().zip(positions) {
@@ -374,7 +428,7 @@ fn carry<'a>(
 /// ([`carried_fields_beside_entries`]); None when the entries must be read.
 fn copied_side_fields<'t>(
     fields: &Fields,
-    entries: [Option<&Map<String, Value>>; 2],
+    entries: [Option<&[(&str, Value)]>; 2],
     tables: &'t Tables,
 ) -> Option<Vec<&'t str>> {
     // One pass over the event's fields, matching names by their side
@@ -459,7 +513,7 @@ fn common_fields<'a>(carried: &mut [Carried<'a>]) -> Vec<(&'a str, &'a Value)> {
 /// `ID` and the id lists. One event: its id, its groups as `CorrelID` (the
 /// message it was split from). A group: the group id, its members as
 /// `AggrID`. Alternates become `AltNames`, related ids `RelID`.
-fn ids(keys: &mut TopKeys<'_>, events: &[&Envelope], group: Option<&str>) {
+fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
     let mut alternates: Vec<Value> = Vec::new();
     let mut related: Vec<Value> = Vec::new();
     for event in events {
@@ -540,15 +594,16 @@ fn nodes(origin: &str, earlier: &[Value]) -> Value {
 
 /// An entry's keys and values other than its addresses, compared where
 /// they lie.
-fn without_addresses(map: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
-    map.iter()
-        .filter(|(key, _)| !matches!(key.as_str(), "IP4" | "IP6"))
+fn without_addresses<'e, 'a>(entry: &'e Keys<'a>) -> impl Iterator<Item = &'e (&'a str, Value)> {
+    entry
+        .iter()
+        .filter(|(key, _)| !matches!(*key, "IP4" | "IP6"))
 }
 
 /// Puts `entry` into `list`: an entry that differs from one already there
 /// only by its addresses joins it (so a split entry becomes one again).
 /// Returns its position.
-fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) -> usize {
+fn merge_entry<'a>(list: &mut Vec<Keys<'a>>, entry: Keys<'a>) -> usize {
     let found = list
         .iter()
         .position(|existing| without_addresses(existing).eq(without_addresses(&entry)));
@@ -558,13 +613,18 @@ fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) ->
     };
     if let Some(existing) = list.get_mut(at) {
         for key in ["IP4", "IP6"] {
-            let Some(Value::Array(new)) = entry.get(key) else {
+            let Some(Value::Array(new)) = entry.as_slice().key(key) else {
                 continue;
             };
-            let slot = existing
-                .entry(key.to_owned())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(addresses) = slot {
+            // As a map's entry: where the key is, or added at the end.
+            let slot = match existing.iter().position(|(name, _)| *name == key) {
+                Some(slot) => slot,
+                None => {
+                    existing.push((key, Value::Array(Vec::new())));
+                    existing.len() - 1
+                }
+            };
+            if let Some((_, Value::Array(addresses))) = existing.get_mut(slot) {
                 for address in new {
                     if !addresses.contains(address) {
                         addresses.push(address.clone());
@@ -582,17 +642,17 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
     // Sized for the table and the five computed keys, so it rarely grows.
-    let mut top = TopKeys::with_capacity(tables.message.len() + 5);
+    let mut top = Keys::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
-            set_top(&mut top, &pair.idea, value.clone());
+            set_key(&mut top, &pair.idea, value.clone());
         }
     }
     if !top.iter().any(|(key, _)| *key == "DetectTime") {
-        set_top(&mut top, "DetectTime", detect_time(event)?);
+        set_key(&mut top, "DetectTime", detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        set_top(&mut top, "Category", list_of(category));
+        set_key(&mut top, "Category", list_of(category));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
@@ -602,9 +662,9 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
         Some(feed) => format!("{feed}: {what}"),
         None => what.to_owned(),
     };
-    set_top(&mut top, "Description", description.into());
+    set_key(&mut top, "Description", description.into());
     if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
-        set_top(
+        set_key(
             &mut top,
             "Confidence",
             (accuracy / 100.0).clamp(0.0, 1.0).into(),
@@ -623,7 +683,7 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
         .map(Value::String)
         .collect();
     if !refs.is_empty() {
-        set_top(&mut top, "Ref", refs.into());
+        set_key(&mut top, "Ref", refs.into());
     }
     let mut attach = attachments(fields, tables);
     let mut nodes = Vec::new();
@@ -634,7 +694,7 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
                 "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
                 key if RESERVED_KEYS.contains(&key) => {}
                 _ => {
-                    set_top(&mut top, key, value.clone());
+                    set_key(&mut top, key, value.clone());
                 }
             }
         }
@@ -647,17 +707,16 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
     })
 }
 
-/// The top-level keys of one event's message in their order, each once: a
-/// handful, so a list searched by name costs less than a map that hashes
-/// each key once here and again when the message takes them.
-type TopKeys<'a> = Vec<(&'a str, Value)>;
+/// An IDEA object's keys in their order, each once: a handful, so a list
+/// searched by name costs less than a map that hashes each key.
+type Keys<'a> = Vec<(&'a str, Value)>;
 
-/// Sets `key` in `top` as a map insert does: in place when it is there
+/// Sets `key` in `keys` as a map insert does: in place when it is there
 /// already, at the end otherwise.
-fn set_top<'a>(top: &mut TopKeys<'a>, key: &'a str, value: Value) {
-    match top.iter_mut().find(|(name, _)| *name == key) {
+fn set_key<'a>(keys: &mut Keys<'a>, key: &'a str, value: Value) {
+    match keys.iter_mut().find(|(name, _)| *name == key) {
         Some((_, slot)) => *slot = value,
-        None => top.push((key, value)),
+        None => keys.push((key, value)),
     }
 }
 
@@ -734,15 +793,19 @@ fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
 }
 
 /// `Source` and `Target` entries of one event (none when empty).
-fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<String, Value>>; 2] {
+fn sides<'a>(
+    fields: &'a Fields,
+    kind: Option<&str>,
+    tables: &'static Tables,
+) -> [Option<Keys<'a>>; 2] {
     // Sized for the side table and the other keys `sides` writes.
     let capacity = tables.side.len() + 5;
-    let mut entries: [Map<String, Value>; 2] =
-        [Map::with_capacity(capacity), Map::with_capacity(capacity)];
+    let mut entries: [Keys; 2] = [Vec::with_capacity(capacity), Vec::with_capacity(capacity)];
     let mut has_content = [false, false];
     let found = side_values(fields, tables);
     let status = fields.get(&tables.side_note);
     let extras = EXTRA_SIDE_KEYS.map(|key| fields.get(key));
+    // Each key below is set once, so it is added at the end.
     for (index, (((values, entry), content), extra)) in found
         .iter()
         .zip(entries.iter_mut())
@@ -758,7 +821,7 @@ fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<St
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
-            entry.insert("Type".into(), types.into());
+            entry.push(("Type", types.into()));
         }
         let address = values
             .ip
@@ -773,31 +836,29 @@ fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<St
                 })
             });
         if let Some(address) = address {
-            entry.insert(address_key(&address, "IP4", "IP6").into(), list_of(address));
+            entry.push((address_key(&address, "IP4", "IP6"), list_of(address)));
         }
         for (pair, value) in tables.side.iter().zip(&values.pairs) {
             if let Some(value) = value {
-                entry.insert(pair.idea.clone(), list_of((*value).clone()));
+                entry.push((pair.idea.as_str(), list_of((*value).clone())));
             }
         }
         if let Some(local) = values.local_ip.and_then(Value::as_str) {
-            entry.insert(
-                address_key(local, "LocalIP4", "LocalIP6").into(),
-                list_of(local),
-            );
+            entry.push((address_key(local, "LocalIP4", "LocalIP6"), list_of(local)));
         }
+        let beside_type = |entry: &Keys| entry.iter().any(|(key, _)| *key != "Type");
         if let Some(status) = status {
-            if entry.keys().any(|key| key != "Type") {
-                entry.insert("Note".into(), status.clone());
+            if beside_type(entry) {
+                entry.push(("Note", status.clone()));
             }
         }
-        *content = entry.keys().any(|key| key != "Type") || extra.is_some();
+        *content = beside_type(entry) || extra.is_some();
     }
     let protocol: Vec<Value> = ["protocol.transport", "protocol.application"]
         .iter()
         .filter_map(|key| fields.get(key).cloned())
         .collect();
-    let mut result: [Option<Map<String, Value>>; 2] = [None, None];
+    let mut result: [Option<Keys>; 2] = [None, None];
     for (((mut entry, content), extra), slot) in entries
         .into_iter()
         .zip(has_content)
@@ -810,11 +871,11 @@ fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<St
             continue;
         }
         if !protocol.is_empty() {
-            entry.insert("Proto".into(), protocol.clone().into());
+            entry.push(("Proto", protocol.clone().into()));
         }
         if let Some(Value::Object(extra)) = extra {
             for (key, value) in extra {
-                entry.insert(key.clone(), value.clone());
+                set_key(&mut entry, key, value.clone());
             }
         }
         *slot = Some(entry);
@@ -967,23 +1028,30 @@ mod tests {
         let context = EncodeContext::new("cert-test");
         let mut checked = 0;
         for event in fixture_events() {
-            let message = message(&[&event], None, &context).unwrap();
-            let Value::Object(idea) = message.into_value() else {
+            let pieces = message(&[&event], None, &context).unwrap();
+            let idea = &pieces.idea;
+            let fields = event.payload.fields();
+            let entry = |side: usize| idea.entries[side].1.first().map(Vec::as_slice);
+            let entries = [entry(0), entry(1)];
+            let [source, target] = entries;
+            let full = carried_fields(idea, source, target, harmonization, Some(fields)).unwrap();
+            // The pieces read as the message they become does.
+            let built = message(&[&event], None, &context).unwrap();
+            let Value::Object(parsed) = built.into_value() else {
                 panic!("an IDEA message is an object")
             };
-            let fields = event.payload.fields();
-            let entry = |side: &str| {
-                let list = idea.get(side)?.as_array()?;
+            let parsed_entry = |side: &str| {
+                let list = parsed.get(side)?.as_array()?;
                 list.first()?.as_object()
             };
-            let entries = [entry("Source"), entry("Target")];
+            let (source, target) = (parsed_entry("Source"), parsed_entry("Target"));
+            let read = carried_fields(&parsed, source, target, harmonization, Some(fields));
+            assert_eq!(read.unwrap(), full);
             let Some(copied) = copied_side_fields(fields, entries, tables) else {
                 continue;
             };
-            let [source, target] = entries;
-            let full = carried_fields(&idea, source, target, harmonization, Some(fields)).unwrap();
             let beside =
-                carried_fields_beside_entries(&idea, entries, harmonization, Some(fields)).unwrap();
+                carried_fields_beside_entries(idea, entries, harmonization, Some(fields)).unwrap();
             for key in &copied {
                 assert_eq!(full.get(*key), fields.get(key), "{key}");
             }
