@@ -32,6 +32,10 @@ const STRUCTURAL_KEYS: [&str; 7] = [
 ];
 /// The IDEA container version.
 const FORMAT: &str = "IDEA0";
+/// Room for the fields [`carried_fields`] usually gives back (times,
+/// protocol, hashes, `raw`, a few of each side's), so that its map is
+/// allocated once rather than grown.
+const RECOVERED_CAPACITY: usize = 16;
 /// Attach `Type` of the original data IntelMQ's expert attaches (`raw`).
 pub(super) const ORIG_DATA: &str = "OrigData";
 
@@ -543,7 +547,8 @@ pub(super) fn carried_fields<E: Object + ?Sized>(
     known: Known<'_>,
 ) -> Result<Map<String, Value>> {
     let tables = Tables::get();
-    let mut fields = Map::new();
+    // Sized for the fields an entry pair and the top level usually give.
+    let mut fields = Map::with_capacity(RECOVERED_CAPACITY);
     message_fields(top, (harmonization, known), &mut fields)?;
     let mut protocol = None;
     for ((entry, side), names) in [source, target]
@@ -576,7 +581,7 @@ pub(super) fn carried_fields_beside_entries<E: TopLevel + ?Sized>(
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Map<String, Value>> {
-    let mut fields = Map::new();
+    let mut fields = Map::with_capacity(RECOVERED_CAPACITY);
     message_fields(top, (harmonization, known), &mut fields)?;
     let protocol = entries
         .into_iter()

@@ -9,14 +9,17 @@
 //! and Target fields copied one to one from a lone event are known to come
 //! back without reading the entries ([`copied_side_fields`]).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::decode::{carried_fields, carried_fields_beside_entries, TopLevel, ORIG_DATA};
 use super::mapping::Tables;
-use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
+use super::{
+    escape_uri, is_idea_id, node_name, scheme_uri, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY,
+};
 use crate::envelope::{derived_id, Envelope};
 use crate::error::{Error, Result};
 use crate::event::Fields;
@@ -398,7 +401,9 @@ fn carry<'a>(
         };
         let payload = fields
             .iter()
-            .filter(|(key, value)| !copied.contains(key) && given_back(key) != Some(*value))
+            .zip(copied.into_iter().chain(std::iter::repeat(false)))
+            .filter(|&((key, value), copied)| !copied && given_back(key) != Some(value))
+            .map(|(field, _)| field)
             .collect();
         let absent = recovered
             .keys()
@@ -426,14 +431,16 @@ fn carry<'a>(
 /// `extra.idea*` keys, no address from `*.network`. The decoder gives these
 /// back exactly as the event holds them, so they need not be read back
 /// ([`carried_fields_beside_entries`]); None when the entries must be read.
-fn copied_side_fields<'t>(
+/// Says for each of the event's fields, in their order, whether it is one,
+/// so that `carry` need not look names up.
+fn copied_side_fields(
     fields: &Fields,
     entries: [Option<&[(&str, Value)]>; 2],
-    tables: &'t Tables,
-) -> Option<Vec<&'t str>> {
+    tables: &Tables,
+) -> Option<Vec<bool>> {
     // One pass over the event's fields, matching names by their side
     // prefix and suffix: cheaper than hashing every name the tables have.
-    let mut copied = Vec::new();
+    let mut copied = Vec::with_capacity(fields.len());
     let mut address = [Address::None; 2];
     for (key, value) in fields {
         if key.starts_with(EXTRA_TOP_KEY)
@@ -441,8 +448,8 @@ fn copied_side_fields<'t>(
         {
             return None;
         }
-        let sides = tables.sides.iter().zip(&tables.side_fields).zip(entries);
-        for (((side, names), entry), address) in sides.zip(&mut address) {
+        let mut was_copied = false;
+        for ((side, entry), address) in tables.sides.iter().zip(entries).zip(&mut address) {
             let suffix = key
                 .strip_prefix(side.intelmq.as_str())
                 .and_then(|rest| rest.strip_prefix('.'));
@@ -451,20 +458,16 @@ fn copied_side_fields<'t>(
             };
             match suffix {
                 "ip" if value.is_string() => {
-                    copied.push(names.ip.as_str());
+                    was_copied = true;
                     *address = Address::Ip;
                 }
                 "ip" => return None,
                 "network" if *address == Address::None => *address = Address::Network,
-                "local_ip" if value.is_string() => copied.push(names.local_ip.as_str()),
-                _ => {
-                    let mut pairs = tables.side.iter().zip(&names.pairs);
-                    if let Some((_, name)) = pairs.find(|(pair, _)| pair.intelmq == suffix) {
-                        copied.push(name.as_str());
-                    }
-                }
+                "local_ip" if value.is_string() => was_copied = true,
+                _ => was_copied |= tables.side.iter().any(|pair| pair.intelmq == suffix),
             }
         }
+        copied.push(was_copied);
     }
     // An address from `*.network` is read back in its own way.
     (!address.contains(&Address::Network)).then_some(copied)
@@ -582,13 +585,19 @@ fn push_unique(list: &mut Vec<Value>, item: String) {
 /// nodes the event had passed before.
 fn nodes(origin: &str, earlier: &[Value]) -> Value {
     let name = node_name(origin);
-    let mut list = vec![json!({"Name": name, "Type": ["Relay"], "SW": [SOFTWARE]})];
-    list.extend(
-        earlier
-            .iter()
-            .filter(|node| node.get("Name").and_then(Value::as_str) != Some(name.as_str()))
-            .cloned(),
-    );
+    let others: Vec<Value> = earlier
+        .iter()
+        .filter(|node| node.get("Name").and_then(Value::as_str) != Some(name.as_str()))
+        .cloned()
+        .collect();
+    // A map sized for its three keys, where `json!` grows one key by key.
+    let mut bridge = Map::with_capacity(3);
+    bridge.insert("Name".into(), name.into());
+    bridge.insert("Type".into(), list_of("Relay"));
+    bridge.insert("SW".into(), list_of(SOFTWARE));
+    let mut list = Vec::with_capacity(1 + others.len());
+    list.push(Value::Object(bridge));
+    list.extend(others);
     list.into()
 }
 
@@ -659,7 +668,7 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
         .or(kind)
         .unwrap_or("undetermined");
     let description = match text("feed.name") {
-        Some(feed) => format!("{feed}: {what}"),
+        Some(feed) => [feed, ": ", what].concat(),
         None => what.to_owned(),
     };
     set_key(&mut top, "Description", description.into());
@@ -676,7 +685,7 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
         .filter_map(|rule| {
             let value = field_text(fields.get(&rule.intelmq)?)?;
             Some(match &rule.scheme {
-                Some(scheme) => format!("{scheme}:{}", escape_uri(&value, false)),
+                Some(scheme) => scheme_uri(scheme, &value),
                 None => escape_uri(&value, true),
             })
         })
@@ -736,11 +745,12 @@ fn detect_time(event: &Envelope) -> Result<Value> {
         })
 }
 
-/// The text of a field for `Ref` (`rtir_id` is a number).
-fn field_text(value: &Value) -> Option<String> {
+/// The text of a field for `Ref` (`rtir_id` is a number), borrowed when
+/// it is a string.
+fn field_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
         _ => None,
     }
 }
@@ -752,25 +762,20 @@ fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
     let hashes: Vec<Value> = tables
         .hashes
         .iter()
-        .filter_map(|pair| {
-            Some(format!(
-                "{}:{}",
-                pair.idea,
-                escape_uri(text(&pair.intelmq)?, false)
-            ))
-        })
+        .filter_map(|pair| Some(scheme_uri(&pair.idea, text(&pair.intelmq)?)))
         .map(Value::String)
         .collect();
     let malware = text("malware.name").map(|name| {
-        let mut reference = format!("malware:{}", escape_uri(name, false));
+        let mut reference = scheme_uri("malware", name);
         if let Some(version) = text("malware.version") {
             reference.push('-');
             reference.push_str(&escape_uri(version, false));
         }
         reference
     });
+    // Each item's map is sized for its keys, so it never grows.
     if !hashes.is_empty() || malware.is_some() {
-        let mut item = Map::new();
+        let mut item = Map::with_capacity(2);
         if !hashes.is_empty() {
             item.insert("Hash".into(), hashes.into());
         }
@@ -780,7 +785,7 @@ fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
         attach.push(Value::Object(item));
     }
     if let Some(raw) = text("raw") {
-        let mut item = Map::new();
+        let mut item = Map::with_capacity(4);
         item.insert("Type".into(), list_of(ORIG_DATA));
         item.insert("ContentEncoding".into(), "base64".into());
         item.insert("Content".into(), raw.into());
@@ -1050,6 +1055,12 @@ mod tests {
             let Some(copied) = copied_side_fields(fields, entries, tables) else {
                 continue;
             };
+            assert_eq!(copied.len(), fields.len());
+            let copied: Vec<&str> = fields
+                .keys()
+                .zip(copied)
+                .filter_map(|(key, copied)| copied.then_some(key))
+                .collect();
             let beside =
                 carried_fields_beside_entries(idea, entries, harmonization, Some(fields)).unwrap();
             for key in &copied {
