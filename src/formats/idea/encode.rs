@@ -399,12 +399,15 @@ fn carry<'a>(
             let found = recovered.iter().find(|(name, _)| *name == key);
             found.map(|(_, value)| value)
         };
-        let payload = fields
-            .iter()
-            .zip(copied.into_iter().chain(std::iter::repeat(false)))
-            .filter(|&((key, value), copied)| !copied && given_back(key) != Some(value))
-            .map(|(field, _)| field)
-            .collect();
+        // Sized for every field, so the list never grows while filling.
+        let mut payload = Vec::with_capacity(fields.len());
+        payload.extend(
+            fields
+                .iter()
+                .zip(copied.into_iter().chain(std::iter::repeat(false)))
+                .filter(|&((key, value), copied)| !copied && given_back(key) != Some(value))
+                .map(|(field, _)| field),
+        );
         let absent = recovered
             .keys()
             .filter(|key| !fields.contains_key(key))
