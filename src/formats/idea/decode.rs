@@ -217,6 +217,54 @@ impl Object for [(&str, Value)] {
     }
 }
 
+/// Where reading puts the IntelMQ fields it finds: a map, when decoding
+/// goes on to change them, or a [`FieldList`], when the encoder only looks
+/// at what its message gives back.
+pub(super) trait FieldSink {
+    /// Room for `capacity` fields.
+    fn with_capacity(capacity: usize) -> Self;
+    /// Sets `key` as a map insert does: in place when it is there already,
+    /// at the end otherwise.
+    fn set(&mut self, key: String, value: Value);
+    /// Whether `key` is set.
+    fn has(&self, key: &str) -> bool;
+}
+
+impl FieldSink for Map<String, Value> {
+    fn with_capacity(capacity: usize) -> Self {
+        Map::with_capacity(capacity)
+    }
+
+    fn set(&mut self, key: String, value: Value) {
+        self.insert(key, value);
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+}
+
+/// Fields read back, in their order, each once: a handful, so comparing
+/// names costs less than hashing them.
+pub(super) type FieldList = Vec<(String, Value)>;
+
+impl FieldSink for FieldList {
+    fn with_capacity(capacity: usize) -> Self {
+        Vec::with_capacity(capacity)
+    }
+
+    fn set(&mut self, key: String, value: Value) {
+        match self.iter_mut().find(|(name, _)| *name == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.push((key, value)),
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.iter().any(|(name, _)| name == key)
+    }
+}
+
 /// A JSON list of objects (`Source`, `Target`, `Attach`), or an error.
 fn object_list<'v>(
     object: &'v (impl TopLevel + ?Sized),
@@ -463,29 +511,29 @@ fn network_address(network: IpNet) -> Address {
 }
 
 /// The IntelMQ fields of one event of an entry (its address, if any).
-fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut Map<String, Value>) {
+fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut impl FieldSink) {
     for (key, value) in &entry.fields {
-        fields.insert(key.clone(), value.clone());
+        fields.set(key.clone(), value.clone());
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.insert(entry.names.ip.clone(), ip.to_string().into());
+            fields.set(entry.names.ip.clone(), ip.to_string().into());
         }
         Some(Address::Network(network)) => {
-            fields.insert(entry.names.network.clone(), network.to_string().into());
+            fields.set(entry.names.network.clone(), network.to_string().into());
         }
         None => {}
     }
 }
 
 /// `protocol.transport` and `protocol.application` of an event.
-fn protocol_fields(protocol: &Protocol, fields: &mut Map<String, Value>) {
+fn protocol_fields(protocol: &Protocol, fields: &mut impl FieldSink) {
     for (key, value) in [
         ("protocol.transport", &protocol.transport),
         ("protocol.application", &protocol.application),
     ] {
         if let Some(value) = value {
-            fields.insert(key.to_owned(), value.clone());
+            fields.set(key.to_owned(), value.clone());
         }
     }
 }
@@ -494,7 +542,7 @@ fn protocol_fields(protocol: &Protocol, fields: &mut Map<String, Value>) {
 fn message_fields(
     top: &(impl TopLevel + ?Sized),
     (harmonization, known): (&Harmonization, Known<'_>),
-    fields: &mut Map<String, Value>,
+    fields: &mut impl FieldSink,
 ) -> Result<()> {
     for pair in &Tables::get().message {
         if let Some(value) = top.key(&pair.idea) {
@@ -506,7 +554,7 @@ fn message_fields(
                 value.clone(),
             )?;
             if let Some(clean) = clean {
-                fields.insert(pair.intelmq.clone(), clean);
+                fields.set(pair.intelmq.clone(), clean);
             }
         }
     }
@@ -514,7 +562,7 @@ fn message_fields(
 }
 
 /// The malware hashes of `Attach`: the first `Hash` of each known scheme.
-fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Value>) {
+fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut impl FieldSink) {
     let tables = Tables::get();
     let hashes = attachments
         .iter()
@@ -527,8 +575,8 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
         };
         let scheme = scheme.to_ascii_lowercase();
         if let Some(pair) = tables.hashes.iter().find(|pair| pair.idea == scheme) {
-            if !fields.contains_key(&pair.intelmq) && !digest.is_empty() {
-                fields.insert(pair.intelmq.clone(), digest.into());
+            if !fields.has(&pair.intelmq) && !digest.is_empty() {
+                fields.set(pair.intelmq.clone(), digest.into());
             }
         }
     }
@@ -538,17 +586,17 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
 /// one event with the given Source and Target entries. Encoding checks
 /// what this gives back, so that `_intelmq` holds only the rest; it passes
 /// the event's fields as `known`, so that the values it copied from them
-/// are not checked again.
-pub(super) fn carried_fields<E: Object + ?Sized>(
+/// are not checked again, and takes them as a [`FieldList`].
+pub(super) fn carried_fields<S: FieldSink, E: Object + ?Sized>(
     top: &(impl TopLevel + ?Sized),
     source: Option<&E>,
     target: Option<&E>,
     harmonization: &Harmonization,
     known: Known<'_>,
-) -> Result<Map<String, Value>> {
+) -> Result<S> {
     let tables = Tables::get();
     // Sized for the fields an entry pair and the top level usually give.
-    let mut fields = Map::with_capacity(RECOVERED_CAPACITY);
+    let mut fields = S::with_capacity(RECOVERED_CAPACITY);
     message_fields(top, (harmonization, known), &mut fields)?;
     let mut protocol = None;
     for ((entry, side), names) in [source, target]
@@ -580,8 +628,8 @@ pub(super) fn carried_fields_beside_entries<E: TopLevel + ?Sized>(
     entries: [Option<&E>; 2],
     harmonization: &Harmonization,
     known: Known<'_>,
-) -> Result<Map<String, Value>> {
-    let mut fields = Map::with_capacity(RECOVERED_CAPACITY);
+) -> Result<FieldList> {
+    let mut fields = FieldList::with_capacity(RECOVERED_CAPACITY);
     message_fields(top, (harmonization, known), &mut fields)?;
     let protocol = entries
         .into_iter()
@@ -599,7 +647,7 @@ fn attached_fields(
     top: &(impl TopLevel + ?Sized),
     protocol: Option<&Protocol>,
     (harmonization, known): (&Harmonization, Known<'_>),
-    fields: &mut Map<String, Value>,
+    fields: &mut impl FieldSink,
 ) -> Result<()> {
     if let Some(protocol) = protocol {
         protocol_fields(protocol, fields);
@@ -617,7 +665,7 @@ fn attached_fields(
         let held = known.and_then(|fields| fields.get("raw"));
         let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
         if let Ok(Some(raw)) = raw {
-            fields.insert("raw".to_owned(), raw);
+            fields.set("raw".to_owned(), raw);
         }
     }
     Ok(())
@@ -650,7 +698,8 @@ fn restore(
         let path = format!(".events[{index}]");
         let source = carried_entry(event, "source", &sources, &path)?;
         let target = carried_entry(event, "target", &targets, &path)?;
-        let mut fields = carried_fields(top, source, target, harmonization, None)?;
+        let mut fields: Map<String, Value> =
+            carried_fields(top, source, target, harmonization, None)?;
         if let Some(absent) = event.get("absent") {
             for key in string_list(absent, &format!("{CARRY_KEY}{path}.absent"))? {
                 fields.shift_remove(key);

@@ -409,7 +409,8 @@ fn carry<'a>(
                 .map(|(field, _)| field),
         );
         let absent = recovered
-            .keys()
+            .iter()
+            .map(|(key, _)| key)
             .filter(|key| !fields.contains_key(key))
             .cloned()
             .collect();
@@ -958,6 +959,7 @@ fn address_key<'k>(address: &str, v4: &'k str, v6: &'k str) -> &'k str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::idea::decode::FieldList;
     use crate::formats::intelmq::IntelMq;
     use crate::formats::{DecodeContext, Format};
 
@@ -1042,7 +1044,13 @@ mod tests {
             let entry = |side: usize| idea.entries[side].1.first().map(Vec::as_slice);
             let entries = [entry(0), entry(1)];
             let [source, target] = entries;
-            let full = carried_fields(idea, source, target, harmonization, Some(fields)).unwrap();
+            let full: Map<String, Value> =
+                carried_fields(idea, source, target, harmonization, Some(fields)).unwrap();
+            // Read into a list, as `carry` does, the same fields in the same order.
+            let listed: FieldList =
+                carried_fields(idea, source, target, harmonization, Some(fields)).unwrap();
+            let listed: Vec<(&String, &Value)> = listed.iter().map(|(k, v)| (k, v)).collect();
+            assert_eq!(listed, full.iter().collect::<Vec<_>>());
             // The pieces read as the message they become does.
             let built = message(&[&event], None, &context).unwrap();
             let Value::Object(parsed) = built.into_value() else {
@@ -1053,8 +1061,9 @@ mod tests {
                 list.first()?.as_object()
             };
             let (source, target) = (parsed_entry("Source"), parsed_entry("Target"));
-            let read = carried_fields(&parsed, source, target, harmonization, Some(fields));
-            assert_eq!(read.unwrap(), full);
+            let read: Map<String, Value> =
+                carried_fields(&parsed, source, target, harmonization, Some(fields)).unwrap();
+            assert_eq!(read, full);
             let Some(copied) = copied_side_fields(fields, entries, tables) else {
                 continue;
             };
@@ -1073,7 +1082,8 @@ mod tests {
                 .iter()
                 .filter(|(key, _)| !copied.contains(&key.as_str()))
                 .collect();
-            assert_eq!(rest, beside.iter().collect::<Vec<_>>());
+            let beside: Vec<(&String, &Value)> = beside.iter().map(|(k, v)| (k, v)).collect();
+            assert_eq!(rest, beside);
             checked += 1;
         }
         assert!(checked > 5, "only {checked} events took the short way");
