@@ -561,12 +561,24 @@ fn message_fields(
     Ok(())
 }
 
+/// The value of `key` in an `Attach` item. An item has a handful of keys,
+/// so comparing their names costs less than hashing `key`; a larger one is
+/// looked up in its map.
+fn attach_key<'v>(attach: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    const SCANNED_KEYS: usize = 8;
+    if attach.len() > SCANNED_KEYS {
+        return attach.get(key);
+    }
+    let found = attach.iter().find(|(name, _)| *name == key);
+    found.map(|(_, value)| value)
+}
+
 /// The malware hashes of `Attach`: the first `Hash` of each known scheme.
 fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut impl FieldSink) {
     let tables = Tables::get();
     let hashes = attachments
         .iter()
-        .filter_map(|attach| attach.get("Hash").and_then(Value::as_array))
+        .filter_map(|attach| attach_key(attach, "Hash").and_then(Value::as_array))
         .flatten()
         .filter_map(Value::as_str);
     for hash in hashes {
@@ -655,13 +667,12 @@ fn attached_fields(
     let attachments = object_list(top, "Attach")?;
     hash_fields(&attachments, fields);
     let original = attachments.iter().find(|attach| {
-        attach.get("ContentEncoding").and_then(Value::as_str) == Some("base64")
-            && attach
-                .get("Type")
+        attach_key(attach, "ContentEncoding").and_then(Value::as_str) == Some("base64")
+            && attach_key(attach, "Type")
                 .and_then(Value::as_array)
                 .is_some_and(|types| types.iter().any(|t| t == ORIG_DATA))
     });
-    if let Some(content) = original.and_then(|attach| attach.get("Content")) {
+    if let Some(content) = original.and_then(|attach| attach_key(attach, "Content")) {
         let held = known.and_then(|fields| fields.get("raw"));
         let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
         if let Ok(Some(raw)) = raw {
