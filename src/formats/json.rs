@@ -39,17 +39,18 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-/// Appends a JSON object of `entries`, in their order.
-pub fn write_object<'v>(
+/// Appends a JSON object of `entries`, in their order: a map's, or a list
+/// of names and values that is written without becoming one.
+pub fn write_object<'v, K: AsRef<str>>(
     out: &mut Vec<u8>,
-    entries: impl IntoIterator<Item = (&'v String, &'v Value)>,
+    entries: impl IntoIterator<Item = (K, &'v Value)>,
 ) {
     out.push(b'{');
     for (index, (key, value)) in entries.into_iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        write_entry(out, key, value);
+        write_entry(out, key.as_ref(), value);
     }
     out.push(b'}');
 }

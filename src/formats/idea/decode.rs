@@ -32,6 +32,10 @@ const STRUCTURAL_KEYS: [&str; 7] = [
 ];
 /// The IDEA container version.
 const FORMAT: &str = "IDEA0";
+/// Room for the fields [`carried_fields`] usually gives back (times,
+/// protocol, hashes, `raw`, a few of each side's), so that its map is
+/// allocated once rather than grown.
+const RECOVERED_CAPACITY: usize = 16;
 /// Attach `Type` of the original data IntelMQ's expert attaches (`raw`).
 pub(super) const ORIG_DATA: &str = "OrigData";
 
@@ -171,12 +175,102 @@ impl<P: Display + ?Sized> Display for Indexed<'_, P> {
     }
 }
 
+/// A message's top-level keys as reading looks them up: a parsed message's
+/// map, or the keys the encoder is still assembling, so that it can read
+/// them back before they become a map or text.
+pub(super) trait TopLevel {
+    /// The value of `key`, if the message has it.
+    fn key(&self, key: &str) -> Option<&Value>;
+}
+
+/// A Source or Target entry as reading goes through it: a parsed message's
+/// map, or the keys the encoder is still assembling.
+pub(super) trait Object: TopLevel {
+    /// The keys and values, in their order.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Value)>;
+}
+
+impl TopLevel for Map<String, Value> {
+    fn key(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl Object for Map<String, Value> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().map(|(key, value)| (key.as_str(), value))
+    }
+}
+
+/// The encoder's keys in their order, each once: a handful, so comparing
+/// names costs less than hashing them.
+impl TopLevel for [(&str, Value)] {
+    fn key(&self, key: &str) -> Option<&Value> {
+        let found = self.iter().find(|(name, _)| *name == key);
+        found.map(|(_, value)| value)
+    }
+}
+
+impl Object for [(&str, Value)] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().map(|(key, value)| (*key, value))
+    }
+}
+
+/// Where reading puts the IntelMQ fields it finds: a map, when decoding
+/// goes on to change them, or a [`FieldList`], when the encoder only looks
+/// at what its message gives back.
+pub(super) trait FieldSink {
+    /// Room for `capacity` fields.
+    fn with_capacity(capacity: usize) -> Self;
+    /// Sets `key` as a map insert does: in place when it is there already,
+    /// at the end otherwise.
+    fn set(&mut self, key: String, value: Value);
+    /// Whether `key` is set.
+    fn has(&self, key: &str) -> bool;
+}
+
+impl FieldSink for Map<String, Value> {
+    fn with_capacity(capacity: usize) -> Self {
+        Map::with_capacity(capacity)
+    }
+
+    fn set(&mut self, key: String, value: Value) {
+        self.insert(key, value);
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+}
+
+/// Fields read back, in their order, each once: a handful, so comparing
+/// names costs less than hashing them.
+pub(super) type FieldList = Vec<(String, Value)>;
+
+impl FieldSink for FieldList {
+    fn with_capacity(capacity: usize) -> Self {
+        Vec::with_capacity(capacity)
+    }
+
+    fn set(&mut self, key: String, value: Value) {
+        match self.iter_mut().find(|(name, _)| *name == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.push((key, value)),
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.iter().any(|(name, _)| name == key)
+    }
+}
+
 /// A JSON list of objects (`Source`, `Target`, `Attach`), or an error.
 fn object_list<'v>(
-    object: &'v Map<String, Value>,
+    object: &'v (impl TopLevel + ?Sized),
     key: &str,
 ) -> Result<Vec<&'v Map<String, Value>>> {
-    let Some(value) = object.get(key) else {
+    let Some(value) = object.key(key) else {
         return Ok(Vec::new());
     };
     let items = value
@@ -231,14 +325,14 @@ fn single(value: &Value) -> Option<&Value> {
 
 /// Reads one Source/Target entry.
 fn read_entry<'m>(
-    entry: &'m Map<String, Value>,
+    entry: &'m (impl Object + ?Sized),
     path: &str,
     names: &'m SideFields,
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Entry<'m>> {
     let tables = Tables::get();
-    let flag = |key: &str| entry.get(key).and_then(Value::as_bool) == Some(true);
+    let flag = |key: &str| entry.key(key).and_then(Value::as_bool) == Some(true);
     let vague = flag("Anonymised") || flag("Imprecise");
     let mut read = Entry {
         fields: Vec::new(),
@@ -248,9 +342,9 @@ fn read_entry<'m>(
         types: Vec::new(),
         names,
     };
-    for (key, value) in entry {
+    for (key, value) in entry.pairs() {
         let key_path = Dotted(path, key);
-        match key.as_str() {
+        match key {
             "IP4" | "IP6" | "IP" => {
                 let mut addresses = Vec::new();
                 for (index, item) in string_list(value, &key_path)?.into_iter().enumerate() {
@@ -258,7 +352,7 @@ fn read_entry<'m>(
                     addresses.extend(parse_addresses(item, key, &item_path)?);
                 }
                 if vague {
-                    read.leftover.insert(key.clone(), value.clone());
+                    read.leftover.insert(key.to_owned(), value.clone());
                 } else {
                     read.addresses.extend(addresses);
                 }
@@ -272,7 +366,7 @@ fn read_entry<'m>(
                 }) {
                     Some(ip) => read.fields.push((field.clone(), ip)),
                     None => {
-                        read.leftover.insert(key.clone(), value.clone());
+                        read.leftover.insert(key.to_owned(), value.clone());
                     }
                 }
             }
@@ -282,13 +376,13 @@ fn read_entry<'m>(
             }
             "Type" => {
                 read.types = string_list(value, &key_path)?;
-                read.leftover.insert(key.clone(), value.clone());
+                read.leftover.insert(key.to_owned(), value.clone());
             }
             _ => match tables
                 .side
                 .iter()
                 .zip(&names.pairs)
-                .find(|(pair, _)| pair.idea == *key)
+                .find(|(pair, _)| pair.idea == key)
             {
                 Some((pair, field)) => read_side_field(
                     &mut read,
@@ -299,7 +393,7 @@ fn read_entry<'m>(
                     (harmonization, known),
                 )?,
                 None => {
-                    read.leftover.insert(key.clone(), value.clone());
+                    read.leftover.insert(key.to_owned(), value.clone());
                 }
             },
         }
@@ -417,41 +511,41 @@ fn network_address(network: IpNet) -> Address {
 }
 
 /// The IntelMQ fields of one event of an entry (its address, if any).
-fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut Map<String, Value>) {
+fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut impl FieldSink) {
     for (key, value) in &entry.fields {
-        fields.insert(key.clone(), value.clone());
+        fields.set(key.clone(), value.clone());
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.insert(entry.names.ip.clone(), ip.to_string().into());
+            fields.set(entry.names.ip.clone(), ip.to_string().into());
         }
         Some(Address::Network(network)) => {
-            fields.insert(entry.names.network.clone(), network.to_string().into());
+            fields.set(entry.names.network.clone(), network.to_string().into());
         }
         None => {}
     }
 }
 
 /// `protocol.transport` and `protocol.application` of an event.
-fn protocol_fields(protocol: &Protocol, fields: &mut Map<String, Value>) {
+fn protocol_fields(protocol: &Protocol, fields: &mut impl FieldSink) {
     for (key, value) in [
         ("protocol.transport", &protocol.transport),
         ("protocol.application", &protocol.application),
     ] {
         if let Some(value) = value {
-            fields.insert(key.to_owned(), value.clone());
+            fields.set(key.to_owned(), value.clone());
         }
     }
 }
 
 /// The fields of `top`-level keys in the message table (times, `Note`).
 fn message_fields(
-    top: &Map<String, Value>,
+    top: &(impl TopLevel + ?Sized),
     (harmonization, known): (&Harmonization, Known<'_>),
-    fields: &mut Map<String, Value>,
+    fields: &mut impl FieldSink,
 ) -> Result<()> {
     for pair in &Tables::get().message {
-        if let Some(value) = top.get(&pair.idea) {
+        if let Some(value) = top.key(&pair.idea) {
             let clean = accept(
                 harmonization,
                 known,
@@ -460,19 +554,31 @@ fn message_fields(
                 value.clone(),
             )?;
             if let Some(clean) = clean {
-                fields.insert(pair.intelmq.clone(), clean);
+                fields.set(pair.intelmq.clone(), clean);
             }
         }
     }
     Ok(())
 }
 
+/// The value of `key` in an `Attach` item. An item has a handful of keys,
+/// so comparing their names costs less than hashing `key`; a larger one is
+/// looked up in its map.
+fn attach_key<'v>(attach: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    const SCANNED_KEYS: usize = 8;
+    if attach.len() > SCANNED_KEYS {
+        return attach.get(key);
+    }
+    let found = attach.iter().find(|(name, _)| *name == key);
+    found.map(|(_, value)| value)
+}
+
 /// The malware hashes of `Attach`: the first `Hash` of each known scheme.
-fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Value>) {
+fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut impl FieldSink) {
     let tables = Tables::get();
     let hashes = attachments
         .iter()
-        .filter_map(|attach| attach.get("Hash").and_then(Value::as_array))
+        .filter_map(|attach| attach_key(attach, "Hash").and_then(Value::as_array))
         .flatten()
         .filter_map(Value::as_str);
     for hash in hashes {
@@ -481,8 +587,8 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
         };
         let scheme = scheme.to_ascii_lowercase();
         if let Some(pair) = tables.hashes.iter().find(|pair| pair.idea == scheme) {
-            if !fields.contains_key(&pair.intelmq) && !digest.is_empty() {
-                fields.insert(pair.intelmq.clone(), digest.into());
+            if !fields.has(&pair.intelmq) && !digest.is_empty() {
+                fields.set(pair.intelmq.clone(), digest.into());
             }
         }
     }
@@ -492,16 +598,17 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut Map<String, Val
 /// one event with the given Source and Target entries. Encoding checks
 /// what this gives back, so that `_intelmq` holds only the rest; it passes
 /// the event's fields as `known`, so that the values it copied from them
-/// are not checked again.
-pub(super) fn carried_fields(
-    top: &Map<String, Value>,
-    source: Option<&Map<String, Value>>,
-    target: Option<&Map<String, Value>>,
+/// are not checked again, and takes them as a [`FieldList`].
+pub(super) fn carried_fields<S: FieldSink, E: Object + ?Sized>(
+    top: &(impl TopLevel + ?Sized),
+    source: Option<&E>,
+    target: Option<&E>,
     harmonization: &Harmonization,
     known: Known<'_>,
-) -> Result<Map<String, Value>> {
+) -> Result<S> {
     let tables = Tables::get();
-    let mut fields = Map::new();
+    // Sized for the fields an entry pair and the top level usually give.
+    let mut fields = S::with_capacity(RECOVERED_CAPACITY);
     message_fields(top, (harmonization, known), &mut fields)?;
     let mut protocol = None;
     for ((entry, side), names) in [source, target]
@@ -528,18 +635,18 @@ pub(super) fn carried_fields(
 /// table, local addresses), for an encoder that copied those one to one
 /// from the event `known`, so that they give back exactly its values; the
 /// protocol is still read from the first entry with a `Proto`, as there.
-pub(super) fn carried_fields_beside_entries(
-    top: &Map<String, Value>,
-    entries: [Option<&Map<String, Value>>; 2],
+pub(super) fn carried_fields_beside_entries<E: TopLevel + ?Sized>(
+    top: &(impl TopLevel + ?Sized),
+    entries: [Option<&E>; 2],
     harmonization: &Harmonization,
     known: Known<'_>,
-) -> Result<Map<String, Value>> {
-    let mut fields = Map::new();
+) -> Result<FieldList> {
+    let mut fields = FieldList::with_capacity(RECOVERED_CAPACITY);
     message_fields(top, (harmonization, known), &mut fields)?;
     let protocol = entries
         .into_iter()
         .flatten()
-        .find_map(|entry| entry.get("Proto"))
+        .find_map(|entry| entry.key("Proto"))
         .map(|value| string_list(value, "Proto").map(|names| read_protocol(&names, Tables::get())))
         .transpose()?;
     attached_fields(top, protocol.as_ref(), (harmonization, known), &mut fields)?;
@@ -549,10 +656,10 @@ pub(super) fn carried_fields_beside_entries(
 /// What [`carried_fields`] reads after the entries: the protocol, the
 /// malware hashes and `raw` from `Attach`.
 fn attached_fields(
-    top: &Map<String, Value>,
+    top: &(impl TopLevel + ?Sized),
     protocol: Option<&Protocol>,
     (harmonization, known): (&Harmonization, Known<'_>),
-    fields: &mut Map<String, Value>,
+    fields: &mut impl FieldSink,
 ) -> Result<()> {
     if let Some(protocol) = protocol {
         protocol_fields(protocol, fields);
@@ -560,17 +667,16 @@ fn attached_fields(
     let attachments = object_list(top, "Attach")?;
     hash_fields(&attachments, fields);
     let original = attachments.iter().find(|attach| {
-        attach.get("ContentEncoding").and_then(Value::as_str) == Some("base64")
-            && attach
-                .get("Type")
+        attach_key(attach, "ContentEncoding").and_then(Value::as_str) == Some("base64")
+            && attach_key(attach, "Type")
                 .and_then(Value::as_array)
                 .is_some_and(|types| types.iter().any(|t| t == ORIG_DATA))
     });
-    if let Some(content) = original.and_then(|attach| attach.get("Content")) {
+    if let Some(content) = original.and_then(|attach| attach_key(attach, "Content")) {
         let held = known.and_then(|fields| fields.get("raw"));
         let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
         if let Ok(Some(raw)) = raw {
-            fields.insert("raw".to_owned(), raw);
+            fields.set("raw".to_owned(), raw);
         }
     }
     Ok(())
@@ -603,7 +709,8 @@ fn restore(
         let path = format!(".events[{index}]");
         let source = carried_entry(event, "source", &sources, &path)?;
         let target = carried_entry(event, "target", &targets, &path)?;
-        let mut fields = carried_fields(top, source, target, harmonization, None)?;
+        let mut fields: Map<String, Value> =
+            carried_fields(top, source, target, harmonization, None)?;
         if let Some(absent) = event.get("absent") {
             for key in string_list(absent, &format!("{CARRY_KEY}{path}.absent"))? {
                 fields.shift_remove(key);

@@ -9,18 +9,21 @@
 //! and Target fields copied one to one from a lone event are known to come
 //! back without reading the entries ([`copied_side_fields`]).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::decode::{carried_fields, carried_fields_beside_entries, ORIG_DATA};
+use super::decode::{carried_fields, carried_fields_beside_entries, TopLevel, ORIG_DATA};
 use super::mapping::Tables;
-use super::{escape_uri, is_idea_id, node_name, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY};
+use super::{
+    escape_uri, is_idea_id, node_name, scheme_uri, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY,
+};
 use crate::envelope::{derived_id, Envelope};
 use crate::error::{Error, Result};
 use crate::event::Fields;
-use crate::formats::EncodeContext;
+use crate::formats::{json, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
 /// Top-level keys that `extra.idea` may not override: ids and structure the
@@ -35,16 +38,212 @@ const SOFTWARE: &str = "intelmq-bridge";
 const EVENT_HASH_SCHEME: &str = "intelmq-hash";
 
 /// The IDEA pieces of one event, before a group is merged.
-struct Parts {
-    top: TopKeys,
+struct Parts<'a> {
+    top: Keys<'a>,
     attach: Vec<Value>,
-    sides: [Option<Map<String, Value>>; 2],
+    sides: [Option<Keys<'a>>; 2],
     nodes: Vec<Value>,
 }
 
-/// Encodes envelopes: a complete split group becomes one message, anything
-/// else one message per envelope.
-pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+/// One IDEA message before it becomes a [`Value`] ([`encode`]) or text
+/// ([`encode_lines`]): both come from here, so they hold the same keys in
+/// the same order.
+struct Message<'a> {
+    /// Every key but `_intelmq`.
+    idea: IdeaKeys<'a>,
+    /// `_intelmq`, the last key.
+    carry: Carry<'a>,
+}
+
+/// A message's keys but `_intelmq`, in the message's order, each once:
+/// the keys `extra.idea` may set are never the ones the encoder sets
+/// itself ([`RESERVED_KEYS`]), so no key comes twice.
+struct IdeaKeys<'a> {
+    /// `Format`, the ids and the keys of [`generate`]'s `top`.
+    before_entries: Keys<'a>,
+    /// `Source` and `Target` with their entries, left out when empty.
+    entries: [(&'a str, Vec<Keys<'a>>); 2],
+    /// `Attach` and `Node`.
+    after_entries: Keys<'a>,
+}
+
+/// The keys beside the entries, which are read on their own.
+impl TopLevel for IdeaKeys<'_> {
+    fn key(&self, key: &str) -> Option<&Value> {
+        let before = self.before_entries.as_slice().key(key);
+        before.or_else(|| self.after_entries.as_slice().key(key))
+    }
+}
+
+impl Message<'_> {
+    /// The message as a [`Value`].
+    fn into_value(self) -> Value {
+        let IdeaKeys {
+            before_entries,
+            entries,
+            after_entries,
+        } = self.idea;
+        let object =
+            |keys: Keys| Value::Object(keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let mut idea = Map::with_capacity(before_entries.len() + after_entries.len() + 3);
+        for (key, value) in before_entries {
+            idea.insert(key.to_owned(), value);
+        }
+        for (side, list) in entries {
+            if !list.is_empty() {
+                idea.insert(side.to_owned(), list.into_iter().map(object).collect());
+            }
+        }
+        for (key, value) in after_entries {
+            idea.insert(key.to_owned(), value);
+        }
+        idea.insert(CARRY_KEY.into(), self.carry.into_value());
+        Value::Object(idea)
+    }
+
+    /// Appends the message's JSON text: the bytes [`json::write_value`]
+    /// writes of [`Message::into_value`], without building it.
+    fn write(&self, out: &mut Vec<u8>) {
+        let idea = &self.idea;
+        out.push(b'{');
+        for (key, value) in &idea.before_entries {
+            json::write_entry(out, key, value);
+            out.push(b',');
+        }
+        for (side, list) in &idea.entries {
+            if list.is_empty() {
+                continue;
+            }
+            json::write_str(out, side);
+            out.extend_from_slice(b":[");
+            for (index, entry) in list.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                json::write_object(out, entry.iter().map(|(key, value)| (*key, value)));
+            }
+            out.extend_from_slice(b"],");
+        }
+        for (key, value) in &idea.after_entries {
+            json::write_entry(out, key, value);
+            out.push(b',');
+        }
+        json::write_str(out, CARRY_KEY);
+        out.push(b':');
+        self.carry.write(out);
+        out.push(b'}');
+    }
+}
+
+/// `_intelmq` before it becomes a [`Value`] or text, its fields borrowed
+/// from the events rather than copied.
+struct Carry<'a> {
+    /// The fields every event of a group carries with the same value.
+    common: Vec<(&'a str, &'a Value)>,
+    /// Each event's share, in the message's order.
+    events: Vec<Carried<'a>>,
+}
+
+/// One event's share of `_intelmq`.
+struct Carried<'a> {
+    /// The event's meta.
+    meta: Value,
+    /// The fields the IDEA keys do not give back exactly.
+    payload: Vec<(&'a str, &'a Value)>,
+    /// The fields the IDEA keys give that the event lacks.
+    absent: Vec<String>,
+    /// The positions of its Source and Target entries.
+    source: Option<usize>,
+    target: Option<usize>,
+}
+
+impl Carry<'_> {
+    /// `_intelmq` as a [`Value`].
+    fn into_value(self) -> Value {
+        let object = |pairs: Vec<(&str, &Value)>| {
+            let map = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.clone()));
+            Value::Object(map.collect())
+        };
+        let mut carry = Map::with_capacity(2);
+        if !self.common.is_empty() {
+            carry.insert("payload".into(), object(self.common));
+        }
+        let list: Vec<Value> = self
+            .events
+            .into_iter()
+            .map(|event| {
+                let mut entry = Map::with_capacity(5);
+                entry.insert("meta".into(), event.meta);
+                if !event.payload.is_empty() {
+                    entry.insert("payload".into(), object(event.payload));
+                }
+                if !event.absent.is_empty() {
+                    entry.insert("absent".into(), event.absent.into());
+                }
+                for (key, at) in [("source", event.source), ("target", event.target)] {
+                    if let Some(at) = at {
+                        entry.insert(key.into(), at.into());
+                    }
+                }
+                Value::Object(entry)
+            })
+            .collect();
+        carry.insert("events".into(), list.into());
+        Value::Object(carry)
+    }
+
+    /// Appends `_intelmq`'s JSON text: the bytes [`json::write_value`]
+    /// writes of [`Carry::into_value`], without building it.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        if !self.common.is_empty() {
+            json::write_str(out, "payload");
+            out.push(b':');
+            json::write_object(out, self.common.iter().copied());
+            out.push(b',');
+        }
+        json::write_str(out, "events");
+        out.extend_from_slice(b":[");
+        for (index, event) in self.events.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            json::write_entry(out, "meta", &event.meta);
+            if !event.payload.is_empty() {
+                out.push(b',');
+                json::write_str(out, "payload");
+                out.push(b':');
+                json::write_object(out, event.payload.iter().copied());
+            }
+            if !event.absent.is_empty() {
+                out.push(b',');
+                json::write_str(out, "absent");
+                out.push(b':');
+                out.push(b'[');
+                for (index, key) in event.absent.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    json::write_str(out, key);
+                }
+                out.push(b']');
+            }
+            for (key, at) in [("source", event.source), ("target", event.target)] {
+                if let Some(at) = at {
+                    out.push(b',');
+                    json::write_entry(out, key, &at.into());
+                }
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+/// The messages of `events`: a complete split group becomes one message,
+/// anything else one message per envelope.
+fn messages<'a>(events: &'a [Envelope], context: &EncodeContext) -> Result<Vec<Message<'a>>> {
     if let Some((group, members)) = complete_group(events) {
         return Ok(vec![message(&members, Some(group), context)?]);
     }
@@ -52,6 +251,28 @@ pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>
         .iter()
         .map(|event| message(&[event], None, context))
         .collect()
+}
+
+/// Encodes envelopes into IDEA messages ([`messages`]).
+pub fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
+    let messages = messages(events, context)?;
+    Ok(messages.into_iter().map(Message::into_value).collect())
+}
+
+/// Writes the IDEA messages of envelopes ([`messages`]) as JSON Lines onto
+/// `out`, straight from their pieces; returns how many. Nothing is written
+/// when one fails, as with [`encode`].
+pub fn encode_lines(
+    events: &[Envelope],
+    context: &EncodeContext,
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let messages = messages(events, context)?;
+    for message in &messages {
+        message.write(out);
+        out.push(b'\n');
+    }
+    Ok(messages.len())
 }
 
 /// The group id and the members in split order, when `events` are exactly
@@ -77,7 +298,11 @@ fn complete_group(events: &[Envelope]) -> Option<(&str, Vec<&Envelope>)> {
 }
 
 /// One IDEA message for one event, or for a whole group.
-fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -> Result<Value> {
+fn message<'a>(
+    events: &[&'a Envelope],
+    group: Option<&str>,
+    context: &EncodeContext,
+) -> Result<Message<'a>> {
     let tables = Tables::get();
     let parts = events
         .iter()
@@ -85,8 +310,8 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         .collect::<Result<Vec<_>>>()?;
     // The parts are owned, so their pieces move into the message; the first
     // part gives the top-level keys and the nodes.
-    let mut first: Option<(TopKeys, Vec<Value>)> = None;
-    let mut sides: [Vec<Map<String, Value>>; 2] = [Vec::new(), Vec::new()];
+    let mut first: Option<(Keys, Vec<Value>)> = None;
+    let mut sides: [Vec<Keys>; 2] = [Vec::new(), Vec::new()];
     let mut positions = Vec::with_capacity(parts.len());
     let mut attach: Vec<Value> = Vec::new();
     for part in parts {
@@ -108,46 +333,43 @@ fn message(events: &[&Envelope], group: Option<&str>, context: &EncodeContext) -
         return Err(Error::shape("nothing to encode"));
     };
 
-    // Sized for every key a message can get, so the map never grows.
-    let mut idea = Map::with_capacity(top.len() + RESERVED_KEYS.len() + 1);
-    idea.insert("Format".into(), "IDEA0".into());
-    ids(&mut idea, events, group);
-    for (key, value) in top {
-        idea.insert(key, value);
-    }
-    for (side, list) in tables.sides.iter().zip(sides) {
-        if !list.is_empty() {
-            idea.insert(
-                side.idea.clone(),
-                list.into_iter().map(Value::Object).collect(),
-            );
-        }
-    }
+    // Sized for every key a message can get, so the list never grows.
+    let mut before_entries = Vec::with_capacity(top.len() + RESERVED_KEYS.len());
+    before_entries.push(("Format", "IDEA0".into()));
+    ids(&mut before_entries, events, group);
+    before_entries.extend(top);
+    let [source, target] = sides;
+    let [source_key, target_key] =
+        [0, 1].map(|side| tables.sides.get(side).map_or("", |side| side.idea.as_str()));
+    let mut after_entries = Vec::with_capacity(2);
     if !attach.is_empty() {
-        idea.insert("Attach".into(), attach.into());
+        after_entries.push(("Attach", attach.into()));
     }
-    idea.insert("Node".into(), nodes(&context.origin, &earlier_nodes));
-
+    after_entries.push(("Node", nodes(&context.origin, &earlier_nodes)));
+    let idea = IdeaKeys {
+        before_entries,
+        entries: [(source_key, source), (target_key, target)],
+        after_entries,
+    };
     let carry = carry(&idea, events, &positions, tables)?;
-    idea.insert(CARRY_KEY.into(), carry);
-    Ok(Value::Object(idea))
+    Ok(Message { idea, carry })
 }
 
 /// `_intelmq` for a message built from `events`: each event's meta, the
 /// fields the message's IDEA keys do not give back exactly (as the decoder
 /// reads them), the fields they give that the event lacks, and the
 /// positions of its Source and Target entries.
-fn carry(
-    idea: &Map<String, Value>,
-    events: &[&Envelope],
+fn carry<'a>(
+    idea: &IdeaKeys,
+    events: &[&'a Envelope],
     positions: &[[Option<usize>; 2]],
     tables: &Tables,
-) -> Result<Value> {
+) -> Result<Carry<'a>> {
     let harmonization = Harmonization::intelmq();
-    // The message's own Source and Target lists, read where they lie.
+    // The message's own Source and Target entries, read where they lie.
     let entry = |side: usize, at: Option<usize>| {
-        let key = &tables.sides.get(side)?.idea;
-        idea.get(key)?.as_array()?.get(at?)?.as_object()
+        let (_, list) = idea.entries.get(side)?;
+        list.get(at?).map(Vec::as_slice)
     };
     let mut carried = Vec::with_capacity(events.len());
     for (event, position) in events.iter().zip(positions) {
@@ -177,48 +399,34 @@ fn carry(
             let found = recovered.iter().find(|(name, _)| *name == key);
             found.map(|(_, value)| value)
         };
-        // Sized for every field, so the map never grows while filling.
-        let mut rest = Map::with_capacity(fields.len());
-        rest.extend(
+        // Sized for every field, so the list never grows while filling.
+        let mut payload = Vec::with_capacity(fields.len());
+        payload.extend(
             fields
                 .iter()
-                .filter(|(key, value)| !copied.contains(key) && given_back(key) != Some(*value))
-                .map(|(key, value)| (key.to_owned(), value.clone())),
+                .zip(copied.into_iter().chain(std::iter::repeat(false)))
+                .filter(|&((key, value), copied)| !copied && given_back(key) != Some(value))
+                .map(|(field, _)| field),
         );
-        let absent: Vec<Value> = recovered
-            .keys()
+        let absent = recovered
+            .iter()
+            .map(|(key, _)| key)
             .filter(|key| !fields.contains_key(key))
-            .map(|key| Value::String(key.clone()))
+            .cloned()
             .collect();
-        carried.push((rest, absent, source, target));
+        carried.push(Carried {
+            meta: event.meta.to_value(),
+            payload,
+            absent,
+            source,
+            target,
+        });
     }
     let common = common_fields(&mut carried);
-    let mut carry = Map::with_capacity(2);
-    if !common.is_empty() {
-        carry.insert("payload".into(), Value::Object(common));
-    }
-    let list: Vec<Value> = events
-        .iter()
-        .zip(carried)
-        .map(|(event, (rest, absent, source, target))| {
-            let mut entry = Map::with_capacity(5);
-            entry.insert("meta".into(), event.meta.to_value());
-            if !rest.is_empty() {
-                entry.insert("payload".into(), Value::Object(rest));
-            }
-            if !absent.is_empty() {
-                entry.insert("absent".into(), absent.into());
-            }
-            for (key, at) in [("source", source), ("target", target)] {
-                if let Some(at) = at {
-                    entry.insert(key.into(), at.into());
-                }
-            }
-            Value::Object(entry)
-        })
-        .collect();
-    carry.insert("events".into(), list.into());
-    Ok(Value::Object(carry))
+    Ok(Carry {
+        common,
+        events: carried,
+    })
 }
 
 /// The Source and Target fields of a lone event that [`sides`] copied one
@@ -227,14 +435,16 @@ fn carry(
 /// `extra.idea*` keys, no address from `*.network`. The decoder gives these
 /// back exactly as the event holds them, so they need not be read back
 /// ([`carried_fields_beside_entries`]); None when the entries must be read.
-fn copied_side_fields<'t>(
+/// Says for each of the event's fields, in their order, whether it is one,
+/// so that `carry` need not look names up.
+fn copied_side_fields(
     fields: &Fields,
-    entries: [Option<&Map<String, Value>>; 2],
-    tables: &'t Tables,
-) -> Option<Vec<&'t str>> {
+    entries: [Option<&[(&str, Value)]>; 2],
+    tables: &Tables,
+) -> Option<Vec<bool>> {
     // One pass over the event's fields, matching names by their side
     // prefix and suffix: cheaper than hashing every name the tables have.
-    let mut copied = Vec::new();
+    let mut copied = Vec::with_capacity(fields.len());
     let mut address = [Address::None; 2];
     for (key, value) in fields {
         if key.starts_with(EXTRA_TOP_KEY)
@@ -242,8 +452,8 @@ fn copied_side_fields<'t>(
         {
             return None;
         }
-        let sides = tables.sides.iter().zip(&tables.side_fields).zip(entries);
-        for (((side, names), entry), address) in sides.zip(&mut address) {
+        let mut was_copied = false;
+        for ((side, entry), address) in tables.sides.iter().zip(entries).zip(&mut address) {
             let suffix = key
                 .strip_prefix(side.intelmq.as_str())
                 .and_then(|rest| rest.strip_prefix('.'));
@@ -252,20 +462,16 @@ fn copied_side_fields<'t>(
             };
             match suffix {
                 "ip" if value.is_string() => {
-                    copied.push(names.ip.as_str());
+                    was_copied = true;
                     *address = Address::Ip;
                 }
                 "ip" => return None,
                 "network" if *address == Address::None => *address = Address::Network,
-                "local_ip" if value.is_string() => copied.push(names.local_ip.as_str()),
-                _ => {
-                    let mut pairs = tables.side.iter().zip(&names.pairs);
-                    if let Some((_, name)) = pairs.find(|(pair, _)| pair.intelmq == suffix) {
-                        copied.push(name.as_str());
-                    }
-                }
+                "local_ip" if value.is_string() => was_copied = true,
+                _ => was_copied |= tables.side.iter().any(|pair| pair.intelmq == suffix),
             }
         }
+        copied.push(was_copied);
     }
     // An address from `*.network` is read back in its own way.
     (!address.contains(&Address::Network)).then_some(copied)
@@ -280,32 +486,33 @@ enum Address {
     Network,
 }
 
-/// One event's share of `_intelmq`: the fields to carry, the fields to
-/// drop, its Source and Target positions.
-type Carried = (Map<String, Value>, Vec<Value>, Option<usize>, Option<usize>);
-
 /// Takes the fields every event of a group carries with the same value out
 /// of the events, so that a message's `raw` and `extra.idea` appear once.
-fn common_fields(carried: &mut [Carried]) -> Map<String, Value> {
-    let mut common = Map::new();
-    let Some(((first, ..), rest)) = carried.split_first() else {
+fn common_fields<'a>(carried: &mut [Carried<'a>]) -> Vec<(&'a str, &'a Value)> {
+    let mut common = Vec::new();
+    let Some((first, rest)) = carried.split_first() else {
         return common;
     };
     if rest.is_empty() {
         return common;
     }
-    for (key, value) in first {
+    // An event's fields are each named once, so a name found is the field.
+    let value_of = |payload: &[(&str, &'a Value)], key: &str| {
+        let found = payload.iter().find(|(name, _)| *name == key);
+        found.map(|(_, value)| *value)
+    };
+    for &(key, value) in &first.payload {
         if rest
             .iter()
-            .all(|(fields, ..)| fields.get(key) == Some(value))
+            .all(|event| value_of(&event.payload, key) == Some(value))
         {
-            common.insert(key.clone(), value.clone());
+            common.push((key, value));
         }
     }
-    for (fields, ..) in carried.iter_mut() {
-        for key in common.keys() {
-            fields.shift_remove(key);
-        }
+    for event in carried.iter_mut() {
+        event
+            .payload
+            .retain(|(key, _)| !common.iter().any(|(name, _)| name == key));
     }
     common
 }
@@ -313,7 +520,7 @@ fn common_fields(carried: &mut [Carried]) -> Map<String, Value> {
 /// `ID` and the id lists. One event: its id, its groups as `CorrelID` (the
 /// message it was split from). A group: the group id, its members as
 /// `AggrID`. Alternates become `AltNames`, related ids `RelID`.
-fn ids(idea: &mut Map<String, Value>, events: &[&Envelope], group: Option<&str>) {
+fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
     let mut alternates: Vec<Value> = Vec::new();
     let mut related: Vec<Value> = Vec::new();
     for event in events {
@@ -357,14 +564,14 @@ fn ids(idea: &mut Map<String, Value>, events: &[&Envelope], group: Option<&str>)
         }
         (None, []) => (String::new(), "CorrelID", Vec::new()),
     };
-    idea.insert("ID".into(), id.into());
+    keys.push(("ID", id.into()));
     for (key, list) in [
         ("AltNames", alternates),
         (linked_key, linked),
         ("RelID", related),
     ] {
         if !list.is_empty() {
-            idea.insert(key.into(), list.into());
+            keys.push((key, list.into()));
         }
     }
 }
@@ -382,27 +589,34 @@ fn push_unique(list: &mut Vec<Value>, item: String) {
 /// nodes the event had passed before.
 fn nodes(origin: &str, earlier: &[Value]) -> Value {
     let name = node_name(origin);
-    let mut list = vec![json!({"Name": name, "Type": ["Relay"], "SW": [SOFTWARE]})];
-    list.extend(
-        earlier
-            .iter()
-            .filter(|node| node.get("Name").and_then(Value::as_str) != Some(name.as_str()))
-            .cloned(),
-    );
+    let others: Vec<Value> = earlier
+        .iter()
+        .filter(|node| node.get("Name").and_then(Value::as_str) != Some(name.as_str()))
+        .cloned()
+        .collect();
+    // A map sized for its three keys, where `json!` grows one key by key.
+    let mut bridge = Map::with_capacity(3);
+    bridge.insert("Name".into(), name.into());
+    bridge.insert("Type".into(), list_of("Relay"));
+    bridge.insert("SW".into(), list_of(SOFTWARE));
+    let mut list = Vec::with_capacity(1 + others.len());
+    list.push(Value::Object(bridge));
+    list.extend(others);
     list.into()
 }
 
 /// An entry's keys and values other than its addresses, compared where
 /// they lie.
-fn without_addresses(map: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
-    map.iter()
-        .filter(|(key, _)| !matches!(key.as_str(), "IP4" | "IP6"))
+fn without_addresses<'e, 'a>(entry: &'e Keys<'a>) -> impl Iterator<Item = &'e (&'a str, Value)> {
+    entry
+        .iter()
+        .filter(|(key, _)| !matches!(*key, "IP4" | "IP6"))
 }
 
 /// Puts `entry` into `list`: an entry that differs from one already there
 /// only by its addresses joins it (so a split entry becomes one again).
 /// Returns its position.
-fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) -> usize {
+fn merge_entry<'a>(list: &mut Vec<Keys<'a>>, entry: Keys<'a>) -> usize {
     let found = list
         .iter()
         .position(|existing| without_addresses(existing).eq(without_addresses(&entry)));
@@ -412,13 +626,18 @@ fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) ->
     };
     if let Some(existing) = list.get_mut(at) {
         for key in ["IP4", "IP6"] {
-            let Some(Value::Array(new)) = entry.get(key) else {
+            let Some(Value::Array(new)) = entry.as_slice().key(key) else {
                 continue;
             };
-            let slot = existing
-                .entry(key.to_owned())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(addresses) = slot {
+            // As a map's entry: where the key is, or added at the end.
+            let slot = match existing.iter().position(|(name, _)| *name == key) {
+                Some(slot) => slot,
+                None => {
+                    existing.push((key, Value::Array(Vec::new())));
+                    existing.len() - 1
+                }
+            };
+            if let Some((_, Value::Array(addresses))) = existing.get_mut(slot) {
                 for address in new {
                     if !addresses.contains(address) {
                         addresses.push(address.clone());
@@ -431,36 +650,36 @@ fn merge_entry(list: &mut Vec<Map<String, Value>>, entry: Map<String, Value>) ->
 }
 
 /// The IDEA pieces of one event, as IntelMQ's IDEA expert maps them.
-fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
+fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a>> {
     let fields = event.payload.fields();
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
     let kind = text("classification.type");
     // Sized for the table and the five computed keys, so it rarely grows.
-    let mut top = TopKeys::with_capacity(tables.message.len() + 5);
+    let mut top = Keys::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
-            set_top(&mut top, pair.idea.clone(), value.clone());
+            set_key(&mut top, &pair.idea, value.clone());
         }
     }
-    if !top.iter().any(|(key, _)| key == "DetectTime") {
-        set_top(&mut top, "DetectTime".into(), detect_time(event)?);
+    if !top.iter().any(|(key, _)| *key == "DetectTime") {
+        set_key(&mut top, "DetectTime", detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        set_top(&mut top, "Category".into(), list_of(category));
+        set_key(&mut top, "Category", list_of(category));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
         .or(kind)
         .unwrap_or("undetermined");
     let description = match text("feed.name") {
-        Some(feed) => format!("{feed}: {what}"),
+        Some(feed) => [feed, ": ", what].concat(),
         None => what.to_owned(),
     };
-    set_top(&mut top, "Description".into(), description.into());
+    set_key(&mut top, "Description", description.into());
     if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
-        set_top(
+        set_key(
             &mut top,
-            "Confidence".into(),
+            "Confidence",
             (accuracy / 100.0).clamp(0.0, 1.0).into(),
         );
     }
@@ -470,14 +689,14 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
         .filter_map(|rule| {
             let value = field_text(fields.get(&rule.intelmq)?)?;
             Some(match &rule.scheme {
-                Some(scheme) => format!("{scheme}:{}", escape_uri(&value, false)),
+                Some(scheme) => scheme_uri(scheme, &value),
                 None => escape_uri(&value, true),
             })
         })
         .map(Value::String)
         .collect();
     if !refs.is_empty() {
-        set_top(&mut top, "Ref".into(), refs.into());
+        set_key(&mut top, "Ref", refs.into());
     }
     let mut attach = attachments(fields, tables);
     let mut nodes = Vec::new();
@@ -488,7 +707,7 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
                 "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
                 key if RESERVED_KEYS.contains(&key) => {}
                 _ => {
-                    set_top(&mut top, key.clone(), value.clone());
+                    set_key(&mut top, key, value.clone());
                 }
             }
         }
@@ -501,17 +720,16 @@ fn generate(event: &Envelope, tables: &Tables) -> Result<Parts> {
     })
 }
 
-/// The top-level keys of one event's message in their order, each once: a
-/// handful, so a list searched by name costs less than a map that hashes
-/// each key once here and again when the message takes them.
-type TopKeys = Vec<(String, Value)>;
+/// An IDEA object's keys in their order, each once: a handful, so a list
+/// searched by name costs less than a map that hashes each key.
+type Keys<'a> = Vec<(&'a str, Value)>;
 
-/// Sets `key` in `top` as a map insert does: in place when it is there
+/// Sets `key` in `keys` as a map insert does: in place when it is there
 /// already, at the end otherwise.
-fn set_top(top: &mut TopKeys, key: String, value: Value) {
-    match top.iter_mut().find(|(name, _)| *name == key) {
+fn set_key<'a>(keys: &mut Keys<'a>, key: &'a str, value: Value) {
+    match keys.iter_mut().find(|(name, _)| *name == key) {
         Some((_, slot)) => *slot = value,
-        None => top.push((key, value)),
+        None => keys.push((key, value)),
     }
 }
 
@@ -531,11 +749,12 @@ fn detect_time(event: &Envelope) -> Result<Value> {
         })
 }
 
-/// The text of a field for `Ref` (`rtir_id` is a number).
-fn field_text(value: &Value) -> Option<String> {
+/// The text of a field for `Ref` (`rtir_id` is a number), borrowed when
+/// it is a string.
+fn field_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
         _ => None,
     }
 }
@@ -547,25 +766,20 @@ fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
     let hashes: Vec<Value> = tables
         .hashes
         .iter()
-        .filter_map(|pair| {
-            Some(format!(
-                "{}:{}",
-                pair.idea,
-                escape_uri(text(&pair.intelmq)?, false)
-            ))
-        })
+        .filter_map(|pair| Some(scheme_uri(&pair.idea, text(&pair.intelmq)?)))
         .map(Value::String)
         .collect();
     let malware = text("malware.name").map(|name| {
-        let mut reference = format!("malware:{}", escape_uri(name, false));
+        let mut reference = scheme_uri("malware", name);
         if let Some(version) = text("malware.version") {
             reference.push('-');
             reference.push_str(&escape_uri(version, false));
         }
         reference
     });
+    // Each item's map is sized for its keys, so it never grows.
     if !hashes.is_empty() || malware.is_some() {
-        let mut item = Map::new();
+        let mut item = Map::with_capacity(2);
         if !hashes.is_empty() {
             item.insert("Hash".into(), hashes.into());
         }
@@ -575,7 +789,7 @@ fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
         attach.push(Value::Object(item));
     }
     if let Some(raw) = text("raw") {
-        let mut item = Map::new();
+        let mut item = Map::with_capacity(4);
         item.insert("Type".into(), list_of(ORIG_DATA));
         item.insert("ContentEncoding".into(), "base64".into());
         item.insert("Content".into(), raw.into());
@@ -588,15 +802,19 @@ fn attachments(fields: &Fields, tables: &Tables) -> Vec<Value> {
 }
 
 /// `Source` and `Target` entries of one event (none when empty).
-fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<String, Value>>; 2] {
+fn sides<'a>(
+    fields: &'a Fields,
+    kind: Option<&str>,
+    tables: &'static Tables,
+) -> [Option<Keys<'a>>; 2] {
     // Sized for the side table and the other keys `sides` writes.
     let capacity = tables.side.len() + 5;
-    let mut entries: [Map<String, Value>; 2] =
-        [Map::with_capacity(capacity), Map::with_capacity(capacity)];
+    let mut entries: [Keys; 2] = [Vec::with_capacity(capacity), Vec::with_capacity(capacity)];
     let mut has_content = [false, false];
     let found = side_values(fields, tables);
     let status = fields.get(&tables.side_note);
     let extras = EXTRA_SIDE_KEYS.map(|key| fields.get(key));
+    // Each key below is set once, so it is added at the end.
     for (index, (((values, entry), content), extra)) in found
         .iter()
         .zip(entries.iter_mut())
@@ -612,7 +830,7 @@ fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<St
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
-            entry.insert("Type".into(), types.into());
+            entry.push(("Type", types.into()));
         }
         let address = values
             .ip
@@ -627,31 +845,29 @@ fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<St
                 })
             });
         if let Some(address) = address {
-            entry.insert(address_key(&address, "IP4", "IP6").into(), list_of(address));
+            entry.push((address_key(&address, "IP4", "IP6"), list_of(address)));
         }
         for (pair, value) in tables.side.iter().zip(&values.pairs) {
             if let Some(value) = value {
-                entry.insert(pair.idea.clone(), list_of((*value).clone()));
+                entry.push((pair.idea.as_str(), list_of((*value).clone())));
             }
         }
         if let Some(local) = values.local_ip.and_then(Value::as_str) {
-            entry.insert(
-                address_key(local, "LocalIP4", "LocalIP6").into(),
-                list_of(local),
-            );
+            entry.push((address_key(local, "LocalIP4", "LocalIP6"), list_of(local)));
         }
+        let beside_type = |entry: &Keys| entry.iter().any(|(key, _)| *key != "Type");
         if let Some(status) = status {
-            if entry.keys().any(|key| key != "Type") {
-                entry.insert("Note".into(), status.clone());
+            if beside_type(entry) {
+                entry.push(("Note", status.clone()));
             }
         }
-        *content = entry.keys().any(|key| key != "Type") || extra.is_some();
+        *content = beside_type(entry) || extra.is_some();
     }
     let protocol: Vec<Value> = ["protocol.transport", "protocol.application"]
         .iter()
         .filter_map(|key| fields.get(key).cloned())
         .collect();
-    let mut result: [Option<Map<String, Value>>; 2] = [None, None];
+    let mut result: [Option<Keys>; 2] = [None, None];
     for (((mut entry, content), extra), slot) in entries
         .into_iter()
         .zip(has_content)
@@ -664,11 +880,11 @@ fn sides(fields: &Fields, kind: Option<&str>, tables: &Tables) -> [Option<Map<St
             continue;
         }
         if !protocol.is_empty() {
-            entry.insert("Proto".into(), protocol.clone().into());
+            entry.push(("Proto", protocol.clone().into()));
         }
         if let Some(Value::Object(extra)) = extra {
             for (key, value) in extra {
-                entry.insert(key.clone(), value.clone());
+                set_key(&mut entry, key, value.clone());
             }
         }
         *slot = Some(entry);
@@ -743,6 +959,7 @@ fn address_key<'k>(address: &str, v4: &'k str, v6: &'k str) -> &'k str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::idea::decode::FieldList;
     use crate::formats::intelmq::IntelMq;
     use crate::formats::{DecodeContext, Format};
 
@@ -772,6 +989,45 @@ mod tests {
         events
     }
 
+    /// Every fixture event alone, and the events each IDEA fixture splits
+    /// into, together: with a split message, they make a group.
+    fn fixture_batches() -> Vec<Vec<Envelope>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let context = DecodeContext::new("cert-test");
+        let mut batches: Vec<Vec<Envelope>> = fixture_events()
+            .into_iter()
+            .map(|event| vec![event])
+            .collect();
+        for file in std::fs::read_dir(root.join("fixtures/idea/valid")).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let message: Value = serde_json::from_str(&text).unwrap();
+            batches.push(super::super::Idea.decode(message, &context).unwrap());
+        }
+        batches
+    }
+
+    /// What `encode_lines` writes is the text of what `encode` returns,
+    /// for lone events and for whole groups.
+    #[test]
+    fn lines_are_the_messages_text() {
+        let context = EncodeContext::new("cert-test");
+        let mut groups = 0;
+        for events in fixture_batches() {
+            let mut lines = Vec::new();
+            let count = encode_lines(&events, &context, &mut lines).unwrap();
+            let messages = encode(&events, &context).unwrap();
+            let mut expected = Vec::new();
+            for message in &messages {
+                json::write_value(&mut expected, message);
+                expected.push(b'\n');
+            }
+            assert_eq!(count, messages.len());
+            assert_eq!(String::from_utf8(lines), String::from_utf8(expected));
+            groups += usize::from(events.len() > 1 && messages.len() == 1);
+        }
+        assert!(groups > 3, "only {groups} groups were merged");
+    }
+
     /// What `carry` relies on: for a lone event whose side fields were
     /// copied one to one, reading the entries gives back exactly those
     /// fields with the event's values, and nothing else changes.
@@ -782,22 +1038,43 @@ mod tests {
         let context = EncodeContext::new("cert-test");
         let mut checked = 0;
         for event in fixture_events() {
-            let Value::Object(idea) = message(&[&event], None, &context).unwrap() else {
+            let pieces = message(&[&event], None, &context).unwrap();
+            let idea = &pieces.idea;
+            let fields = event.payload.fields();
+            let entry = |side: usize| idea.entries[side].1.first().map(Vec::as_slice);
+            let entries = [entry(0), entry(1)];
+            let [source, target] = entries;
+            let full: Map<String, Value> =
+                carried_fields(idea, source, target, harmonization, Some(fields)).unwrap();
+            // Read into a list, as `carry` does, the same fields in the same order.
+            let listed: FieldList =
+                carried_fields(idea, source, target, harmonization, Some(fields)).unwrap();
+            let listed: Vec<(&String, &Value)> = listed.iter().map(|(k, v)| (k, v)).collect();
+            assert_eq!(listed, full.iter().collect::<Vec<_>>());
+            // The pieces read as the message they become does.
+            let built = message(&[&event], None, &context).unwrap();
+            let Value::Object(parsed) = built.into_value() else {
                 panic!("an IDEA message is an object")
             };
-            let fields = event.payload.fields();
-            let entry = |side: &str| {
-                let list = idea.get(side)?.as_array()?;
+            let parsed_entry = |side: &str| {
+                let list = parsed.get(side)?.as_array()?;
                 list.first()?.as_object()
             };
-            let entries = [entry("Source"), entry("Target")];
+            let (source, target) = (parsed_entry("Source"), parsed_entry("Target"));
+            let read: Map<String, Value> =
+                carried_fields(&parsed, source, target, harmonization, Some(fields)).unwrap();
+            assert_eq!(read, full);
             let Some(copied) = copied_side_fields(fields, entries, tables) else {
                 continue;
             };
-            let [source, target] = entries;
-            let full = carried_fields(&idea, source, target, harmonization, Some(fields)).unwrap();
+            assert_eq!(copied.len(), fields.len());
+            let copied: Vec<&str> = fields
+                .keys()
+                .zip(copied)
+                .filter_map(|(key, copied)| copied.then_some(key))
+                .collect();
             let beside =
-                carried_fields_beside_entries(&idea, entries, harmonization, Some(fields)).unwrap();
+                carried_fields_beside_entries(idea, entries, harmonization, Some(fields)).unwrap();
             for key in &copied {
                 assert_eq!(full.get(*key), fields.get(key), "{key}");
             }
@@ -805,7 +1082,8 @@ mod tests {
                 .iter()
                 .filter(|(key, _)| !copied.contains(&key.as_str()))
                 .collect();
-            assert_eq!(rest, beside.iter().collect::<Vec<_>>());
+            let beside: Vec<(&String, &Value)> = beside.iter().map(|(k, v)| (k, v)).collect();
+            assert_eq!(rest, beside);
             checked += 1;
         }
         assert!(checked > 5, "only {checked} events took the short way");

@@ -70,6 +70,17 @@ impl Format for Idea {
         encode::encode(events, context)
     }
 
+    /// The messages written straight from their pieces, without building
+    /// them as [`Value`] trees first.
+    fn encode_lines(
+        &self,
+        events: &[Envelope],
+        context: &EncodeContext,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        encode::encode_lines(events, context, out)
+    }
+
     fn merges_groups(&self) -> bool {
         true
     }
@@ -137,19 +148,45 @@ fn is_nsid(name: &str) -> bool {
 /// a whole URL (`url`) the characters URIs allow stay; for a value after a
 /// scheme, only unreserved characters do.
 pub fn escape_uri(text: &str, url: bool) -> String {
-    const URI_CHARS: &[u8] = b"[]._~:/?#@*'&()+,;=%-";
     let mut escaped = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        let keep = byte.is_ascii_alphanumeric()
-            || matches!(byte, b'.' | b'_' | b'~' | b'-')
-            || (url && URI_CHARS.contains(&byte));
-        if keep {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    push_escaped_uri(&mut escaped, text, url);
     escaped
+}
+
+/// `scheme:value`, the value percent-encoded as after a scheme
+/// ([`escape_uri`]), built in one string.
+pub fn scheme_uri(scheme: &str, value: &str) -> String {
+    let mut uri = String::with_capacity(scheme.len() + 1 + value.len());
+    uri.push_str(scheme);
+    uri.push(':');
+    push_escaped_uri(&mut uri, value, false);
+    uri
+}
+
+/// Appends `text` percent-encoded as [`escape_uri`] says, copying the runs
+/// of characters that stay as they are.
+fn push_escaped_uri(out: &mut String, text: &str, url: bool) {
+    const URI_CHARS: &[u8] = b"[]._~:/?#@*'&()+,;=%-";
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let keep = |byte: u8| {
+        byte.is_ascii_alphanumeric()
+            || matches!(byte, b'.' | b'_' | b'~' | b'-')
+            || (url && URI_CHARS.contains(&byte))
+    };
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        if keep(byte) {
+            continue;
+        }
+        // Kept bytes are ASCII, so a run of them begins and ends on
+        // character boundaries; an empty run may not, and is nothing.
+        out.push_str(text.get(start..at).unwrap_or_default());
+        out.push('%');
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xF)]));
+        start = at + 1;
+    }
+    out.push_str(text.get(start..).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -193,6 +230,33 @@ mod tests {
     fn uris_are_escaped() {
         assert_eq!(escape_uri("a b/c", false), "a%20b%2Fc");
         assert_eq!(escape_uri("http://x/a b?q=1", true), "http://x/a%20b?q=1");
+        assert_eq!(escape_uri("é\u{1F600}x\"", false), "%C3%A9%F0%9F%98%80x%22");
+        assert_eq!(scheme_uri("malid", "a b"), "malid:a%20b");
+        // As each byte was escaped before: `%XX`, upper case.
+        for text in [
+            "",
+            "plain",
+            "a b/c?d",
+            "ünï cödé",
+            "[x]%41",
+            "~.-_",
+            "\u{7f}\u{0}",
+        ] {
+            for url in [false, true] {
+                let mut expected = String::new();
+                for byte in text.bytes() {
+                    let keep = byte.is_ascii_alphanumeric()
+                        || matches!(byte, b'.' | b'_' | b'~' | b'-')
+                        || (url && b"[]._~:/?#@*'&()+,;=%-".contains(&byte));
+                    if keep {
+                        expected.push(char::from(byte));
+                    } else {
+                        expected.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+                assert_eq!(escape_uri(text, url), expected, "{text}");
+            }
+        }
     }
 
     #[test]
