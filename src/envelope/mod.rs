@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::formats::json;
 use crate::harmonization::{Harmonization, MessageType};
 
 /// The only IEP04 meta version there is.
@@ -309,6 +310,58 @@ impl Meta {
     }
 }
 
+impl Meta {
+    /// Appends the JSON text of [`Meta::to_value`], the bytes
+    /// [`json::write_value`] writes of it, without building the value.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"version\":");
+        json::write_value(out, &self.version.into());
+        out.extend_from_slice(b",\"type\":");
+        json::write_str(out, kind_name(self.kind));
+        out.extend_from_slice(b",\"format\":");
+        json::write_str(out, &self.format);
+        out.extend_from_slice(b",\"uuid\":{\"origin\":");
+        json::write_str(out, &self.uuid.origin);
+        out.extend_from_slice(b",\"id\":");
+        json::write_str(
+            out,
+            self.uuid
+                .id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        );
+        for (name, list) in [
+            ("related", &self.uuid.related),
+            ("group", &self.uuid.group),
+            ("alternate", &self.uuid.alternate),
+        ] {
+            let Some(list) = list else {
+                continue;
+            };
+            out.push(b',');
+            json::write_plain_key(out, name);
+            out.push(b'[');
+            for (index, id) in list.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                json::write_str(out, id);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        if let Some(links) = &self.links {
+            out.extend_from_slice(b",\"links\":");
+            json::write_value(out, &links_value(links));
+        }
+        for (key, value) in &self.extensions {
+            out.push(b',');
+            json::write_entry(out, key, value);
+        }
+        out.push(b'}');
+    }
+}
+
 impl Envelope {
     /// Wraps a payload that arrived without meta, giving it a new id.
     pub fn new(payload: Event, kind: MessageType, format: &str, origin: &str) -> Self {
@@ -555,6 +608,29 @@ mod tests {
         let envelope = parse(sample()).unwrap();
         assert_eq!(envelope.to_wire(WireForm::Iep04), sample());
         assert_eq!(envelope.meta.split(), Some(Split { index: 0, count: 2 }));
+    }
+
+    #[test]
+    fn meta_is_written_as_its_value_is() {
+        let full = parse(sample()).unwrap().meta;
+        let mut other = Meta::new(MessageType::Report, "n\"6", "or\\igin\u{1}");
+        other.uuid.related = None;
+        other.uuid.group = None;
+        other.uuid.add_alternate("idea:x\"y");
+        other
+            .extensions
+            .insert("x-a\"b".into(), json!({"k": [1, "v"]}));
+        for meta in [
+            full,
+            other,
+            Meta::new(MessageType::Event, "intelmq", "here"),
+        ] {
+            let mut written = Vec::new();
+            meta.write_json(&mut written);
+            let mut expected = Vec::new();
+            json::write_value(&mut expected, &meta.to_value());
+            assert_eq!(String::from_utf8(written), String::from_utf8(expected));
+        }
     }
 
     #[test]

@@ -161,24 +161,22 @@ fn write_flat_message(out: &mut Vec<u8>, envelope: &Envelope, with_meta: bool) {
     out.push(b'{');
     json::write_plain_key(out, TYPE_KEY);
     json::write_str(out, envelope.meta.kind.intelmq_name());
-    let meta = with_meta.then(|| envelope.meta.to_value());
-    let mut meta_written = false;
+    let mut meta_written = !with_meta;
     // An event's keys are harmonization names and sub-keys: plain words.
     for (key, value) in envelope.payload.fields() {
         out.push(b',');
         json::write_plain_key(out, key);
-        match &meta {
-            Some(meta) if key == META_KEY => {
-                json::write_value(out, meta);
-                meta_written = true;
-            }
-            _ => json::write_value(out, value),
+        if with_meta && key == META_KEY {
+            envelope.meta.write_json(out);
+            meta_written = true;
+        } else {
+            json::write_value(out, value);
         }
     }
-    if let (Some(meta), false) = (&meta, meta_written) {
+    if !meta_written {
         out.push(b',');
         json::write_plain_key(out, META_KEY);
-        json::write_value(out, meta);
+        envelope.meta.write_json(out);
     }
     out.push(b'}');
 }

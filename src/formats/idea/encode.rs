@@ -20,7 +20,7 @@ use super::mapping::Tables;
 use super::{
     escape_uri, is_idea_id, node_name, scheme_uri, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY,
 };
-use crate::envelope::{derived_id, Envelope};
+use crate::envelope::{derived_id, Envelope, Meta};
 use crate::error::{Error, Result};
 use crate::event::Fields;
 use crate::formats::{json, EncodeContext};
@@ -147,7 +147,7 @@ struct Carry<'a> {
 /// One event's share of `_intelmq`.
 struct Carried<'a> {
     /// The event's meta.
-    meta: Value,
+    meta: &'a Meta,
     /// The fields the IDEA keys do not give back exactly.
     payload: Vec<(&'a str, &'a Value)>,
     /// The fields the IDEA keys give that the event lacks.
@@ -173,7 +173,7 @@ impl Carry<'_> {
             .into_iter()
             .map(|event| {
                 let mut entry = Map::with_capacity(5);
-                entry.insert("meta".into(), event.meta);
+                entry.insert("meta".into(), event.meta.to_value());
                 if !event.payload.is_empty() {
                     entry.insert("payload".into(), object(event.payload));
                 }
@@ -209,7 +209,8 @@ impl Carry<'_> {
                 out.push(b',');
             }
             out.push(b'{');
-            json::write_entry(out, "meta", &event.meta);
+            json::write_plain_key(out, "meta");
+            event.meta.write_json(out);
             if !event.payload.is_empty() {
                 out.push(b',');
                 json::write_str(out, "payload");
@@ -415,7 +416,7 @@ fn carry<'a>(
             .cloned()
             .collect();
         carried.push(Carried {
-            meta: event.meta.to_value(),
+            meta: &event.meta,
             payload,
             absent,
             source,

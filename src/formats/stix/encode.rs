@@ -27,7 +27,7 @@ use super::mapping::{self, HASHES};
 use super::{
     EXTENSION_ID, EXTENSION_SCHEMA, FIXED_CREATED, ID_SCHEME, PROJECT_IDENTITY_ID, SOURCE_NAME,
 };
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
 use crate::event::{Event, Fields};
 use crate::formats::{json, EncodeContext};
@@ -98,6 +98,8 @@ enum Property<'e> {
     Shared(Rc<str>),
     /// The event's payload fields, as a JSON object.
     Fields(&'e Fields),
+    /// IEP04 meta, as its JSON object.
+    Meta(Box<Meta>),
     /// A JSON object.
     Object(Object<'e>),
     /// A JSON array.
@@ -118,6 +120,7 @@ impl Property<'_> {
             Property::Text(text) => text.into(),
             Property::Shared(text) => text.as_ref().into(),
             Property::Fields(fields) => Value::Object(fields.to_map()),
+            Property::Meta(meta) => meta.to_value(),
             Property::Object(object) => object_value(object),
             Property::List(items) => items.into_iter().map(Property::into_value).collect(),
         }
@@ -131,9 +134,12 @@ impl Property<'_> {
             Property::Fixed(object) => out.extend_from_slice(&object.text),
             Property::Text(text) => json::write_str(out, text),
             Property::Shared(text) => json::write_str(out, text),
+            // An event's keys are harmonization names and sub-keys: plain words.
             Property::Fields(fields) => write_members(out, fields.iter(), |out, (key, value)| {
-                json::write_entry(out, key, value)
+                json::write_plain_key(out, key);
+                json::write_value(out, value);
             }),
+            Property::Meta(meta) => meta.write_json(out),
             Property::Object(object) => {
                 write_members(out, object.iter(), |out, (key, property)| {
                     json::write_plain_key(out, key);
@@ -692,7 +698,7 @@ impl<'e> Bundle<'e> {
         object.push(("external_references", external_references(envelope)));
         let extension = vec![
             ("extension_type", Property::Text("property-extension")),
-            ("meta", Property::Owned(meta.to_value())),
+            ("meta", Property::Meta(Box::new(meta))),
             ("payload", Property::Fields(payload.fields())),
         ];
         let extensions = vec![(EXTENSION_ID, Property::Object(extension))];
