@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread;
@@ -293,8 +294,16 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
 const BATCH: usize = 1024;
 
 /// Room for a group's output lines, enough for a typical 1 KB event in any
-/// format, so that the buffer is not regrown a byte size at a time.
+/// format, so that a buffer is not regrown a byte size at a time.
 const LINES_CAPACITY: usize = 2048;
+
+/// The output of a run of groups: their lines one after the other in one
+/// buffer, and for each group where its lines lie and how many messages
+/// they are, or why it could not be encoded.
+struct Encoded {
+    text: Vec<u8>,
+    results: Vec<Result<(Range<usize>, usize)>>,
+}
 
 /// One step of a batch's output, in input order.
 enum Step {
@@ -304,8 +313,56 @@ enum Step {
     Group(usize),
 }
 
-/// A group ready to encode: the input positions of its events, and the events.
-type Group = (Vec<usize>, Vec<Envelope>);
+/// A batch's groups ready to encode, in flat lists rather than a pair of
+/// lists per group: each event with its input position, and each group a
+/// range of them.
+#[derive(Default)]
+struct Groups {
+    positions: Vec<usize>,
+    envelopes: Vec<Envelope>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl Groups {
+    /// Adds a group of (input position, event) members; returns its index.
+    fn push(&mut self, members: impl IntoIterator<Item = (usize, Envelope)>) -> usize {
+        let start = self.envelopes.len();
+        for (position, envelope) in members {
+            self.positions.push(position);
+            self.envelopes.push(envelope);
+        }
+        self.ranges.push(start..self.envelopes.len());
+        self.ranges.len() - 1
+    }
+
+    /// Encodes the groups of `ranges` one after the other into one buffer.
+    fn encode(&self, translator: &Translator, ranges: &[Range<usize>]) -> Encoded {
+        let mut text = Vec::with_capacity(ranges.len() * LINES_CAPACITY);
+        let results = ranges
+            .iter()
+            .map(|range| {
+                let envelopes = self.envelopes.get(range.clone()).unwrap_or_default();
+                let start = text.len();
+                match translator.encode_lines(envelopes, &mut text) {
+                    Ok(count) => Ok((start..text.len(), count)),
+                    Err(error) => {
+                        text.truncate(start);
+                        Err(error)
+                    }
+                }
+            })
+            .collect();
+        Encoded { text, results }
+    }
+
+    /// The input positions and the events of group `index`.
+    fn get(&self, index: usize) -> Option<(&[usize], &[Envelope])> {
+        let range = self.ranges.get(index)?;
+        let positions = self.positions.get(range.clone())?;
+        let envelopes = self.envelopes.get(range.clone())?;
+        Some((positions, envelopes))
+    }
+}
 
 /// The state of one `translate` run across batches.
 struct Run<'t, W: Write> {
@@ -331,11 +388,7 @@ impl<W: Write> Run<'_, W> {
             translator.decode_bytes(&record.bytes)
         });
         let mut steps = Vec::with_capacity(records.len());
-        let mut groups: Vec<Group> = Vec::new();
-        let mut ready = |group: Vec<(usize, Envelope)>, steps: &mut Vec<Step>| {
-            steps.push(Step::Group(groups.len()));
-            groups.push(group.into_iter().unzip());
-        };
+        let mut groups = Groups::default();
         for (index, (record, decoded)) in records.iter().zip(decoded).enumerate() {
             let mut envelopes = match decoded {
                 Ok(envelopes) => envelopes,
@@ -357,20 +410,26 @@ impl<W: Write> Run<'_, W> {
                 continue;
             }
             for envelope in envelopes {
+                if !self.buffer.holds(&envelope) {
+                    let group = groups.push([(record.position, envelope)]);
+                    steps.push(Step::Group(group));
+                    continue;
+                }
                 for group in self.buffer.push(record.position, envelope) {
-                    ready(group, &mut steps);
+                    steps.push(Step::Group(groups.push(group)));
                 }
             }
         }
         if last {
             for group in self.buffer.drain() {
-                ready(group, &mut steps);
+                steps.push(Step::Group(groups.push(group)));
             }
         }
-        let encoded = parallel_map(&groups, self.workers, |(_, envelopes)| {
-            let mut lines = Vec::with_capacity(LINES_CAPACITY);
-            let count = translator.encode_lines(envelopes, &mut lines)?;
-            Ok((lines, count))
+        // One run of groups per worker, each written into a buffer of its own.
+        let run = groups.ranges.len().div_ceil(self.workers.max(1)).max(1);
+        let runs: Vec<&[Range<usize>]> = groups.ranges.chunks(run).collect();
+        let encoded = parallel_map(&runs, self.workers, |ranges| {
+            groups.encode(translator, ranges)
         });
         for step in steps {
             match step {
@@ -385,14 +444,17 @@ impl<W: Write> Run<'_, W> {
                         .reject(&label, &at, Stage::Decode, &error, input)?;
                 }
                 Step::Group(index) => {
-                    let (Some((positions, envelopes)), Some(result)) =
-                        (groups.get(index), encoded.get(index))
+                    let encoded = encoded.get(index / run);
+                    let result = encoded.and_then(|encoded| encoded.results.get(index % run));
+                    let (Some((positions, envelopes)), Some(encoded), Some(result)) =
+                        (groups.get(index), encoded, result)
                     else {
                         continue;
                     };
                     match result {
                         Ok((lines, count)) => {
-                            self.out.write_all(lines)?;
+                            self.out
+                                .write_all(encoded.text.get(lines.clone()).unwrap_or_default())?;
                             self.written += count;
                         }
                         Err(error) => self.reject_group(positions, envelopes, error)?,

@@ -159,11 +159,18 @@ impl<T> GroupBuffer<T> {
         }
     }
 
+    /// Whether [`GroupBuffer::push`] holds `envelope` back until its group
+    /// is complete; any other event is a group of its own, ready at once.
+    pub fn holds(&self, envelope: &Envelope) -> bool {
+        let split = envelope.meta.split().filter(|split| split.count > 1);
+        self.merge && split.is_some() && !envelope.meta.uuid.groups().is_empty()
+    }
+
     /// Takes one event; returns the groups that are ready to encode.
     pub fn push(&mut self, tag: T, envelope: Envelope) -> Vec<Vec<(T, Envelope)>> {
-        let split = envelope.meta.split().filter(|split| split.count > 1);
+        let split = envelope.meta.split();
         let group = envelope.meta.uuid.groups().first().cloned();
-        let (Some(split), Some(group), true) = (split, group, self.merge) else {
+        let (Some(split), Some(group), true) = (split, group, self.holds(&envelope)) else {
             return vec![vec![(tag, envelope)]];
         };
         let members = self.pending.entry(group.clone()).or_default();
