@@ -225,6 +225,15 @@ mod tests {
     }
 
     #[test]
+    fn only_split_parts_are_held_and_only_when_merging() {
+        let lone = Envelope::new(Event::default(), MessageType::Event, "intelmq", "here");
+        assert!(GroupBuffer::<()>::new(true).holds(&part("g", 0, 2)));
+        assert!(!GroupBuffer::<()>::new(true).holds(&part("g", 0, 1)));
+        assert!(!GroupBuffer::<()>::new(true).holds(&lone));
+        assert!(!GroupBuffer::<()>::new(false).holds(&part("g", 0, 2)));
+    }
+
+    #[test]
     fn without_merging_events_pass_straight_through() {
         let mut buffer = GroupBuffer::new(false);
         assert_eq!(buffer.push(1, part("g", 0, 2)).len(), 1);
