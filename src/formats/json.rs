@@ -55,6 +55,20 @@ pub fn write_object<'v, K: AsRef<str>>(
     out.push(b'}');
 }
 
+/// Appends a JSON object of an event's fields, in their order: their names
+/// need no escaping ([`write_plain_key`]).
+pub fn write_fields<'v>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'v str, &'v Value)>) {
+    out.push(b'{');
+    for (index, (name, value)) in fields.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_plain_key(out, name);
+        write_value(out, value);
+    }
+    out.push(b'}');
+}
+
 /// Appends `"key":value`, without a separator.
 pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
     write_str(out, key);

@@ -199,7 +199,7 @@ impl Carry<'_> {
         if !self.common.is_empty() {
             json::write_str(out, "payload");
             out.push(b':');
-            json::write_object(out, self.common.iter().copied());
+            json::write_fields(out, self.common.iter().copied());
             out.push(b',');
         }
         json::write_str(out, "events");
@@ -215,7 +215,7 @@ impl Carry<'_> {
                 out.push(b',');
                 json::write_str(out, "payload");
                 out.push(b':');
-                json::write_object(out, event.payload.iter().copied());
+                json::write_fields(out, event.payload.iter().copied());
             }
             if !event.absent.is_empty() {
                 out.push(b',');

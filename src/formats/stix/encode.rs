@@ -134,11 +134,7 @@ impl Property<'_> {
             Property::Fixed(object) => out.extend_from_slice(&object.text),
             Property::Text(text) => json::write_str(out, text),
             Property::Shared(text) => json::write_str(out, text),
-            // An event's keys are harmonization names and sub-keys: plain words.
-            Property::Fields(fields) => write_members(out, fields.iter(), |out, (key, value)| {
-                json::write_plain_key(out, key);
-                json::write_value(out, value);
-            }),
+            Property::Fields(fields) => json::write_fields(out, fields.iter()),
             Property::Meta(meta) => meta.write_json(out),
             Property::Object(object) => {
                 write_members(out, object.iter(), |out, (key, property)| {
