@@ -36,14 +36,16 @@ impl Fields {
 
     /// Where `key` stands, if it is there.
     fn position(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|(name, _)| name == key)
+        self.entries
+            .iter()
+            .position(|(name, _)| same_name(name, key))
     }
 
     /// The value of a field.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|(name, _)| name == key)
+            .find(|(name, _)| same_name(name, key))
             .map(|(_, value)| value)
     }
 
@@ -95,6 +97,13 @@ impl Fields {
         let at = self.position(key)?;
         Some(self.entries.remove(at).1)
     }
+}
+
+/// Whether two field names are the same. Names of one length often differ
+/// in their last byte (`source.fqdn`, `source.port`), which is compared before
+/// the whole names are.
+fn same_name(name: &str, key: &str) -> bool {
+    name.len() == key.len() && name.as_bytes().last() == key.as_bytes().last() && name == key
 }
 
 /// The entry of [`Fields`]' list as a (name, value) pair.
