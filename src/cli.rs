@@ -426,7 +426,7 @@ impl<W: Write> Run<'_, W> {
             }
         }
         // One run of groups per worker, each written into a buffer of its own.
-        let run = groups.ranges.len().div_ceil(self.workers.max(1)).max(1);
+        let run = share(groups.ranges.len(), self.workers);
         let runs: Vec<&[Range<usize>]> = groups.ranges.chunks(run).collect();
         let encoded = parallel_map(&runs, self.workers, |ranges| {
             groups.encode(translator, ranges)
@@ -513,6 +513,12 @@ impl<W: Write> Run<'_, W> {
     }
 }
 
+/// How many of `items` each of `workers` takes, in contiguous runs, when
+/// they are shared out evenly (at least one).
+fn share(items: usize, workers: usize) -> usize {
+    items.div_ceil(workers.max(1)).max(1)
+}
+
 /// `items.iter().map(work)`, spread over up to `workers` threads, results in
 /// input order. Each thread takes one contiguous slice, so no result waits
 /// in a queue and the order needs no sorting.
@@ -521,7 +527,7 @@ fn parallel_map<T: Sync, U: Send>(
     workers: usize,
     work: impl Fn(&T) -> U + Sync,
 ) -> Vec<U> {
-    let chunk = items.len().div_ceil(workers.max(1)).max(1);
+    let chunk = share(items.len(), workers);
     if workers <= 1 || items.len() < 2 {
         return items.iter().map(work).collect();
     }

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
+use crate::formats::json;
 use crate::identity::unix_now;
 use crate::telemetry::Telemetry;
 
@@ -304,14 +305,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn json_array(entries: &[Entry]) -> Vec<u8> {
     let size = entries.iter().map(|e| e.message.len() + 1).sum::<usize>() + 2;
     let mut array = Vec::with_capacity(size);
-    array.push(b'[');
-    for (i, entry) in entries.iter().enumerate() {
-        if i > 0 {
-            array.push(b',');
-        }
-        array.extend_from_slice(&entry.message);
-    }
-    array.push(b']');
+    json::write_items(&mut array, entries, |out, entry| {
+        out.extend_from_slice(&entry.message);
+    });
     array
 }
 

@@ -308,9 +308,7 @@ impl Meta {
         }
         Value::Object(meta)
     }
-}
 
-impl Meta {
     /// Appends the JSON text of [`Meta::to_value`], the bytes
     /// [`json::write_value`] writes of it, without building the value.
     pub fn write_json(&self, out: &mut Vec<u8>) {
@@ -340,14 +338,7 @@ impl Meta {
             };
             out.push(b',');
             json::write_plain_key(out, name);
-            out.push(b'[');
-            for (index, id) in list.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                json::write_str(out, id);
-            }
-            out.push(b']');
+            json::write_items(out, list, |out, id| json::write_str(out, id));
         }
         out.push(b'}');
         if let Some(links) = &self.links {

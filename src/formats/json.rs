@@ -25,18 +25,45 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             }
         }
         Value::String(text) => write_str(out, text),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_items(out, items, write_value),
         Value::Object(map) => write_object(out, map.iter()),
     }
+}
+
+/// Appends a JSON array of `items`, each written by `write`.
+pub fn write_items<I>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = I>,
+    write: impl FnMut(&mut Vec<u8>, I),
+) {
+    write_separated(out, [b'[', b']'], items, write);
+}
+
+/// Appends a JSON object of `members`, each `"key":value` written by
+/// `write`.
+pub fn write_members<M>(
+    out: &mut Vec<u8>,
+    members: impl IntoIterator<Item = M>,
+    write: impl FnMut(&mut Vec<u8>, M),
+) {
+    write_separated(out, [b'{', b'}'], members, write);
+}
+
+/// `parts` written by `write` between `brackets`, separated by commas.
+fn write_separated<P>(
+    out: &mut Vec<u8>,
+    [open, close]: [u8; 2],
+    parts: impl IntoIterator<Item = P>,
+    mut write: impl FnMut(&mut Vec<u8>, P),
+) {
+    out.push(open);
+    for (index, part) in parts.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write(out, part);
+    }
+    out.push(close);
 }
 
 /// Appends a JSON object of `entries`, in their order: a map's, or a list
@@ -45,28 +72,18 @@ pub fn write_object<'v, K: AsRef<str>>(
     out: &mut Vec<u8>,
     entries: impl IntoIterator<Item = (K, &'v Value)>,
 ) {
-    out.push(b'{');
-    for (index, (key, value)) in entries.into_iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    write_members(out, entries, |out, (key, value)| {
         write_entry(out, key.as_ref(), value);
-    }
-    out.push(b'}');
+    });
 }
 
 /// Appends a JSON object of an event's fields, in their order: their names
 /// need no escaping ([`write_plain_key`]).
 pub fn write_fields<'v>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'v str, &'v Value)>) {
-    out.push(b'{');
-    for (index, (name, value)) in fields.into_iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    write_members(out, fields, |out, (name, value)| {
         write_plain_key(out, name);
         write_value(out, value);
-    }
-    out.push(b'}');
+    });
 }
 
 /// Appends `"key":value`, without a separator.

@@ -115,14 +115,11 @@ impl Message<'_> {
                 continue;
             }
             json::write_str(out, side);
-            out.extend_from_slice(b":[");
-            for (index, entry) in list.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
+            out.push(b':');
+            json::write_items(out, list, |out, entry| {
                 json::write_object(out, entry.iter().map(|(key, value)| (*key, value)));
-            }
-            out.extend_from_slice(b"],");
+            });
+            out.push(b',');
         }
         for (key, value) in &idea.after_entries {
             json::write_entry(out, key, value);
@@ -203,11 +200,8 @@ impl Carry<'_> {
             out.push(b',');
         }
         json::write_str(out, "events");
-        out.extend_from_slice(b":[");
-        for (index, event) in self.events.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
+        out.push(b':');
+        json::write_items(out, &self.events, |out, event| {
             out.push(b'{');
             json::write_plain_key(out, "meta");
             event.meta.write_json(out);
@@ -221,14 +215,7 @@ impl Carry<'_> {
                 out.push(b',');
                 json::write_str(out, "absent");
                 out.push(b':');
-                out.push(b'[');
-                for (index, key) in event.absent.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    json::write_str(out, key);
-                }
-                out.push(b']');
+                json::write_items(out, &event.absent, |out, key| json::write_str(out, key));
             }
             for (key, at) in [("source", event.source), ("target", event.target)] {
                 if let Some(at) = at {
@@ -237,8 +224,8 @@ impl Carry<'_> {
                 }
             }
             out.push(b'}');
-        }
-        out.extend_from_slice(b"]}");
+        });
+        out.push(b'}');
     }
 }
 

@@ -136,22 +136,11 @@ impl Property<'_> {
             Property::Shared(text) => json::write_str(out, text),
             Property::Fields(fields) => json::write_fields(out, fields.iter()),
             Property::Meta(meta) => meta.write_json(out),
-            Property::Object(object) => {
-                write_members(out, object.iter(), |out, (key, property)| {
-                    json::write_plain_key(out, key);
-                    property.write(out);
-                })
-            }
-            Property::List(items) => {
-                out.push(b'[');
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    item.write(out);
-                }
-                out.push(b']');
-            }
+            Property::Object(object) => json::write_members(out, object, |out, (key, property)| {
+                json::write_plain_key(out, key);
+                property.write(out);
+            }),
+            Property::List(items) => json::write_items(out, items, |out, item| item.write(out)),
         }
     }
 }
@@ -173,22 +162,6 @@ fn object_value(object: Object) -> Value {
         .map(|(key, property)| (key.to_owned(), property.into_value()))
         .collect();
     Value::Object(map)
-}
-
-/// Appends a JSON object of `members`, each `"key":value` written by `write`.
-fn write_members<M>(
-    out: &mut Vec<u8>,
-    members: impl Iterator<Item = M>,
-    write: impl Fn(&mut Vec<u8>, M),
-) {
-    out.push(b'{');
-    for (index, member) in members.enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write(out, member);
-    }
-    out.push(b'}');
 }
 
 /// The bundle for one envelope or one complete split group, as a value.
