@@ -168,9 +168,12 @@ impl<T> GroupBuffer<T> {
 
     /// Takes one event; returns the groups that are ready to encode.
     pub fn push(&mut self, tag: T, envelope: Envelope) -> Vec<Vec<(T, Envelope)>> {
+        if !self.holds(&envelope) {
+            return vec![vec![(tag, envelope)]];
+        }
         let split = envelope.meta.split();
         let group = envelope.meta.uuid.groups().first().cloned();
-        let (Some(split), Some(group), true) = (split, group, self.holds(&envelope)) else {
+        let (Some(split), Some(group)) = (split, group) else {
             return vec![vec![(tag, envelope)]];
         };
         let members = self.pending.entry(group.clone()).or_default();
