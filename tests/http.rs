@@ -130,10 +130,9 @@ fn without_a_known_token_nothing_is_delivered() {
     }
     let dead_letters = std::fs::read_to_string(dir.join("dead-letters.jsonl")).unwrap();
     assert!(dead_letters.is_empty(), "{dead_letters}");
-    let metrics = get(port, "/metrics").unwrap();
-    assert!(
-        metrics.contains(r#"intelmq_bridge_ingest_refused_total{partner="",reason="forbidden"} 1"#),
-        "{metrics}"
+    common::assert_metrics(
+        port,
+        &[r#"intelmq_bridge_ingest_refused_total{partner="",reason="forbidden"} 1"#],
     );
 }
 
@@ -209,17 +208,17 @@ fn a_mixed_batch_is_answered_per_record_and_the_egress_policy_holds() {
     // The sender is never sent its own events back.
     assert!(received(&dir, "sender").is_empty());
 
-    let metrics = get(port, "/metrics").unwrap();
-    for line in [
-        r#"intelmq_bridge_ingested_total{partner="sender",status="accepted"} 3"#,
-        r#"intelmq_bridge_ingested_total{partner="sender",status="rejected"} 2"#,
-        r#"intelmq_bridge_dead_lettered_total{input="in",stage="encode"} 1"#,
-        r#"intelmq_bridge_withheld_total{partner="amber",reason="tlp"} 1"#,
-        r#"intelmq_bridge_withheld_total{partner="amber",reason="restriction"} 1"#,
-        r#"intelmq_bridge_withheld_total{partner="n6",reason="restriction"} 2"#,
-    ] {
-        assert!(metrics.contains(line), "{line}\n{metrics}");
-    }
+    common::assert_metrics(
+        port,
+        &[
+            r#"intelmq_bridge_ingested_total{partner="sender",status="accepted"} 3"#,
+            r#"intelmq_bridge_ingested_total{partner="sender",status="rejected"} 2"#,
+            r#"intelmq_bridge_dead_lettered_total{input="in",stage="encode"} 1"#,
+            r#"intelmq_bridge_withheld_total{partner="amber",reason="tlp"} 1"#,
+            r#"intelmq_bridge_withheld_total{partner="amber",reason="restriction"} 1"#,
+            r#"intelmq_bridge_withheld_total{partner="n6",reason="restriction"} 2"#,
+        ],
+    );
 }
 
 #[test]

@@ -170,14 +170,12 @@ fn a_consumer_paging_through_gets_each_event_once_in_order() {
     let (events, _) = page(port, "");
     assert_eq!(events.len(), 8);
 
-    let metrics = common::metrics(port);
-    assert!(
-        metrics.contains(r#"intelmq_bridge_pulled_total{partner="feed"} 16"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"intelmq_bridge_outbox_pending{partner="feed"} 8"#),
-        "{metrics}"
+    common::assert_metrics(
+        port,
+        &[
+            r#"intelmq_bridge_pulled_total{partner="feed"} 16"#,
+            r#"intelmq_bridge_outbox_pending{partner="feed"} 8"#,
+        ],
     );
 }
 

@@ -280,17 +280,13 @@ fn a_partner_that_fails_for_a_while_receives_every_event_once() {
         );
         assert_eq!(request.content_type.as_deref(), Some("application/json"));
     }
-    let metrics = common::metrics(port);
-    assert!(
-        metrics.contains(
-            r#"intelmq_bridge_push_failed_total{partner="warden",reason="status_5xx"} 4"#
-        ),
-        "{metrics}"
-    );
-    // Counted once, when the partner took them, not when they were queued.
-    assert!(
-        metrics.contains(r#"intelmq_bridge_published_total{partner="warden",format="idea"} 6"#),
-        "{metrics}"
+    common::assert_metrics(
+        port,
+        &[
+            r#"intelmq_bridge_push_failed_total{partner="warden",reason="status_5xx"} 4"#,
+            // Counted once, when the partner took them, not when they were queued.
+            r#"intelmq_bridge_published_total{partner="warden",format="idea"} 6"#,
+        ],
     );
 }
 
@@ -363,10 +359,9 @@ fn a_message_the_partner_refuses_goes_to_the_dead_letters_and_the_rest_arrive() 
     assert_eq!(letter["status"], 400);
     assert_eq!(letter["answer"], "Source IP 203.0.113.66 is not accepted");
     assert_eq!(letter["message"].to_string(), archive[1]);
-    let metrics = common::metrics(port);
-    assert!(
-        metrics.contains(r#"intelmq_bridge_push_rejected_total{partner="warden"} 1"#),
-        "{metrics}"
+    common::assert_metrics(
+        port,
+        &[r#"intelmq_bridge_push_rejected_total{partner="warden"} 1"#],
     );
 }
 
@@ -467,9 +462,8 @@ fn a_warden_refusal_dead_letters_only_the_events_it_names() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0]["status"], 460);
     assert_eq!(letters[0]["message"].to_string(), archive[1]);
-    let metrics = common::metrics(port);
-    assert!(
-        metrics.contains(r#"intelmq_bridge_published_total{partner="warden",format="idea"} 2"#),
-        "{metrics}"
+    common::assert_metrics(
+        port,
+        &[r#"intelmq_bridge_published_total{partner="warden",format="idea"} 2"#],
     );
 }

@@ -140,6 +140,15 @@ pub fn metrics(port: u16) -> String {
         .unwrap_or_default()
 }
 
+/// Asserts that the `/metrics` page of the bridge on `port` holds each of
+/// `lines`, naming the first missing one and showing the page.
+pub fn assert_metrics(port: u16, lines: &[&str]) {
+    let metrics = metrics(port);
+    for line in lines {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+}
+
 /// A scratch directory for one test, emptied first.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
