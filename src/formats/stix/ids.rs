@@ -16,7 +16,7 @@ use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::envelope::derived_id;
+use crate::envelope::{derived_id, uuid_v5};
 
 /// The STIX 2.1 namespace for deterministic SCO ids.
 pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
@@ -29,7 +29,7 @@ pub fn sco_id<'v>(
 ) -> String {
     let mut canonical = String::new();
     write_canonical_object(&mut canonical, contributing.into_iter().collect());
-    typed_id(kind, Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes()))
+    typed_id(kind, uuid_v5(&SCO_NAMESPACE, canonical.as_bytes()))
 }
 
 /// The id of a domain or relationship object of `kind` playing `role` for
