@@ -25,6 +25,7 @@ use crate::identity::{LoopGuard, SeenLocation, Verdict};
 use crate::input::{Record, Records};
 use crate::pipeline::{GroupBuffer, Output, Translator};
 use crate::schema::Schema;
+use crate::stages;
 
 /// Name used for this instance when `--origin` is not given and the host
 /// name cannot be read.
@@ -251,58 +252,101 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
         DecodeContext::new(&origin),
         encode_context,
     );
-    let input = open_input(args.file.as_deref())?;
-    let stdout = io::stdout();
-    let mut run = Run {
-        translator: &translator,
-        workers: thread::available_parallelism().map_or(1, NonZeroUsize::get),
+    let mut records = Records::new(open_input(args.file.as_deref())?);
+    let mut admission = Admission {
         guard: args.identity.guard(&origin)?,
         buffer: GroupBuffer::new(translator.merges_groups()),
+        records: 0,
+        duplicates: 0,
+        loops: 0,
+    };
+    let stdout = io::stdout();
+    let mut writer = Writer {
         out: BufWriter::with_capacity(1 << 16, stdout.lock()),
         rejects: Rejects {
             file: DeadLetterFile::open(args.dead_letter.as_deref())?,
             count: 0,
         },
-        records: 0,
         written: 0,
-        duplicates: 0,
-        loops: 0,
     };
-    let mut batch = Vec::with_capacity(BATCH);
-    for record in Records::new(input) {
-        match record {
-            Ok(record) => batch.push(record),
-            Err(error) => {
+    let mut read_error = None;
+    let mut input_ended = false;
+    let read = || {
+        if input_ended {
+            return Ok(None);
+        }
+        let mut batch = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            match records.next() {
+                Some(Ok(record)) => batch.push(record),
                 // What was read before the error still goes through.
-                run.batch(&batch, false)?;
-                return Err(error.into());
+                Some(Err(error)) => {
+                    read_error = Some(error);
+                    input_ended = true;
+                }
+                None => input_ended = true,
+            }
+            if input_ended {
+                break;
             }
         }
-        if batch.len() == BATCH {
-            run.batch(&batch, false)?;
-            batch.clear();
-        }
+        Ok(Some(Batch {
+            records: batch,
+            last: input_ended,
+        }))
+    };
+    stages::run(
+        thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        read,
+        |batch| batch.decode(&translator),
+        |decoded| admission.admit(decoded),
+        |admitted| admitted.encode(&translator),
+        |encoded| writer.write(encoded),
+    )?;
+    let summary = finish(admission, writer)?;
+    match read_error {
+        Some(error) => Err(error.into()),
+        None => Ok(summary),
     }
-    run.batch(&batch, true)?;
-    run.finish()
 }
 
-/// Records handled together: decoded on every core, passed in order through
-/// the seen-store and the group buffer, encoded on every core, and written
-/// in order. Large enough that starting threads costs nothing noticeable,
-/// small enough that memory stays flat.
+/// Records handled together: decoded and encoded by one worker, passed in
+/// order through the seen-store and the group buffer, and written in order.
+/// Large enough that handing a batch over costs nothing noticeable, small
+/// enough that memory stays flat.
 const BATCH: usize = 1024;
 
 /// Room for a group's output lines, enough for a typical 1 KB event in any
 /// format, so that a buffer is not regrown a byte size at a time.
 const LINES_CAPACITY: usize = 2048;
 
-/// The output of a run of groups: their lines one after the other in one
-/// buffer, and for each group where its lines lie and how many messages
-/// they are, or why it could not be encoded.
-struct Encoded {
-    text: Vec<u8>,
-    results: Vec<Result<(Range<usize>, usize)>>,
+/// Records as read; `last` when the input ends with them.
+struct Batch {
+    records: Vec<Record>,
+    last: bool,
+}
+
+impl Batch {
+    /// Decodes each record into its events (on a worker).
+    fn decode(self, translator: &Translator) -> Decoded {
+        let events = self
+            .records
+            .iter()
+            .map(|record| translator.decode_bytes(&record.bytes))
+            .collect();
+        Decoded {
+            records: self.records,
+            events,
+            last: self.last,
+        }
+    }
+}
+
+/// A batch decoded: for each record its events, or why it has none.
+struct Decoded {
+    records: Vec<Record>,
+    events: Vec<Result<Vec<Envelope>>>,
+    last: bool,
 }
 
 /// One step of a batch's output, in input order.
@@ -311,6 +355,66 @@ enum Step {
     Rejected(usize, Error),
     /// `groups[index]` is ready to encode.
     Group(usize),
+}
+
+/// A batch admitted: what to write, step by step, and the groups to encode.
+struct Admitted {
+    records: Vec<Record>,
+    steps: Vec<Step>,
+    groups: Groups,
+}
+
+impl Admitted {
+    /// Encodes the groups one after the other into one buffer (on a worker).
+    /// What only a rejection report would need is dropped here, so that the
+    /// writer's thread does not spend its time freeing events.
+    fn encode(self, translator: &Translator) -> Encoded {
+        let Admitted {
+            mut records,
+            steps,
+            mut groups,
+        } = self;
+        let mut text = Vec::with_capacity(groups.ranges.len() * LINES_CAPACITY);
+        let results: Vec<_> = groups
+            .ranges
+            .iter()
+            .map(|range| {
+                let envelopes = groups.envelopes.get(range.clone()).unwrap_or_default();
+                let start = text.len();
+                match translator.encode_lines(envelopes, &mut text) {
+                    Ok(count) => Ok((start..text.len(), count)),
+                    Err(error) => {
+                        text.truncate(start);
+                        Err(error)
+                    }
+                }
+            })
+            .collect();
+        if results.iter().all(Result::is_ok) {
+            groups = Groups::default();
+        }
+        if !steps.iter().any(|step| matches!(step, Step::Rejected(..))) {
+            records = Vec::new();
+        }
+        Encoded {
+            records,
+            steps,
+            groups,
+            text,
+            results,
+        }
+    }
+}
+
+/// A batch encoded: its steps, and for each group where its lines lie in
+/// `text` and how many messages they are, or why it could not be encoded.
+/// `records` and `groups` are kept only when a step rejects them.
+struct Encoded {
+    records: Vec<Record>,
+    steps: Vec<Step>,
+    groups: Groups,
+    text: Vec<u8>,
+    results: Vec<Result<(Range<usize>, usize)>>,
 }
 
 /// A batch's groups ready to encode, in flat lists rather than a pair of
@@ -335,26 +439,6 @@ impl Groups {
         self.ranges.len() - 1
     }
 
-    /// Encodes the groups of `ranges` one after the other into one buffer.
-    fn encode(&self, translator: &Translator, ranges: &[Range<usize>]) -> Encoded {
-        let mut text = Vec::with_capacity(ranges.len() * LINES_CAPACITY);
-        let results = ranges
-            .iter()
-            .map(|range| {
-                let envelopes = self.envelopes.get(range.clone()).unwrap_or_default();
-                let start = text.len();
-                match translator.encode_lines(envelopes, &mut text) {
-                    Ok(count) => Ok((start..text.len(), count)),
-                    Err(error) => {
-                        text.truncate(start);
-                        Err(error)
-                    }
-                }
-            })
-            .collect();
-        Encoded { text, results }
-    }
-
     /// The input positions and the events of group `index`.
     fn get(&self, index: usize) -> Option<(&[usize], &[Envelope])> {
         let range = self.ranges.get(index)?;
@@ -364,32 +448,24 @@ impl Groups {
     }
 }
 
-/// The state of one `translate` run across batches.
-struct Run<'t, W: Write> {
-    translator: &'t Translator<'t>,
-    workers: usize,
+/// The ordered middle of a `translate` run: the seen-store and the group
+/// buffer, which see every event in input order.
+struct Admission {
     guard: Option<LoopGuard>,
     buffer: GroupBuffer<usize>,
-    out: W,
-    rejects: Rejects,
     records: usize,
-    written: usize,
     duplicates: usize,
     loops: usize,
 }
 
-impl<W: Write> Run<'_, W> {
-    /// Translates a batch of records; with `last`, also the groups still
-    /// waiting for members. Output and reports come in input order.
-    fn batch(&mut self, records: &[Record], last: bool) -> Result<()> {
-        self.records += records.len();
-        let translator = self.translator;
-        let decoded = parallel_map(records, self.workers, |record| {
-            translator.decode_bytes(&record.bytes)
-        });
-        let mut steps = Vec::with_capacity(records.len());
+impl Admission {
+    /// Drops duplicates and loops, and groups the rest for encoding; after
+    /// the last batch, also the groups still waiting for members.
+    fn admit(&mut self, batch: Decoded) -> Result<Admitted> {
+        self.records += batch.records.len();
+        let mut steps = Vec::with_capacity(batch.records.len());
         let mut groups = Groups::default();
-        for (index, (record, decoded)) in records.iter().zip(decoded).enumerate() {
+        for (index, (record, decoded)) in batch.records.iter().zip(batch.events).enumerate() {
             let mut envelopes = match decoded {
                 Ok(envelopes) => envelopes,
                 Err(error) => {
@@ -420,46 +496,54 @@ impl<W: Write> Run<'_, W> {
                 }
             }
         }
-        if last {
+        if batch.last {
             for group in self.buffer.drain() {
                 steps.push(Step::Group(groups.push(group)));
             }
         }
-        // One run of groups per worker, each written into a buffer of its own.
-        let run = share(groups.ranges.len(), self.workers);
-        let runs: Vec<&[Range<usize>]> = groups.ranges.chunks(run).collect();
-        let encoded = parallel_map(&runs, self.workers, |ranges| {
-            groups.encode(translator, ranges)
-        });
-        for step in steps {
+        Ok(Admitted {
+            records: batch.records,
+            steps,
+            groups,
+        })
+    }
+}
+
+/// The end of a `translate` run: output and rejection reports, in input
+/// order.
+struct Writer<W: Write> {
+    out: W,
+    rejects: Rejects,
+    written: usize,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes a batch's lines and reports its rejected records.
+    fn write(&mut self, batch: Encoded) -> Result<()> {
+        for step in batch.steps {
             match step {
                 Step::Rejected(index, error) => {
-                    let Some(record) = records.get(index) else {
+                    let Some(record) = batch.records.get(index) else {
                         continue;
                     };
                     let input = DeadInput::Bytes(&record.bytes);
-                    let label = place(record);
                     let at = [record.position];
                     self.rejects
-                        .reject(&label, &at, Stage::Decode, &error, input)?;
+                        .reject(&place(record), &at, Stage::Decode, &error, input)?;
                 }
-                Step::Group(index) => {
-                    let encoded = encoded.get(index / run);
-                    let result = encoded.and_then(|encoded| encoded.results.get(index % run));
-                    let (Some((positions, envelopes)), Some(encoded), Some(result)) =
-                        (groups.get(index), encoded, result)
-                    else {
-                        continue;
-                    };
-                    match result {
-                        Ok((lines, count)) => {
-                            self.out
-                                .write_all(encoded.text.get(lines.clone()).unwrap_or_default())?;
-                            self.written += count;
-                        }
-                        Err(error) => self.reject_group(positions, envelopes, error)?,
+                Step::Group(index) => match batch.results.get(index) {
+                    Some(Ok((lines, count))) => {
+                        self.out
+                            .write_all(batch.text.get(lines.clone()).unwrap_or_default())?;
+                        self.written += count;
                     }
-                }
+                    Some(Err(error)) => {
+                        if let Some((positions, envelopes)) = batch.groups.get(index) {
+                            self.reject_group(positions, envelopes, error)?;
+                        }
+                    }
+                    None => {}
+                },
             }
         }
         Ok(())
@@ -485,67 +569,31 @@ impl<W: Write> Run<'_, W> {
         self.rejects
             .reject(&label, &positions, Stage::Encode, error, input)
     }
+}
 
-    /// Flushes everything and prints the run's counts.
-    fn finish(mut self) -> Result<Summary> {
-        self.out.flush()?;
-        self.rejects.file.flush()?;
-        if let Some(guard) = &mut self.guard {
-            guard.flush()?;
-            if self.duplicates + self.loops > 0 {
-                eprintln!(
-                    "dropped {} duplicates and {} loops",
-                    self.duplicates, self.loops
-                );
-            }
-        }
-        let rejected = self.rejects.count;
-        if rejected > 0 {
+/// Flushes everything and prints the run's counts.
+fn finish<W: Write>(mut admission: Admission, mut writer: Writer<W>) -> Result<Summary> {
+    writer.out.flush()?;
+    writer.rejects.file.flush()?;
+    if let Some(guard) = &mut admission.guard {
+        guard.flush()?;
+        if admission.duplicates + admission.loops > 0 {
             eprintln!(
-                "{} records read, {} messages written, {rejected} records rejected",
-                self.records, self.written
+                "dropped {} duplicates and {} loops",
+                admission.duplicates, admission.loops
             );
         }
-        Ok(Summary {
-            accepted: self.records.saturating_sub(rejected),
-            rejected,
-        })
     }
-}
-
-/// How many of `items` each of `workers` takes, in contiguous runs, when
-/// they are shared out evenly (at least one).
-fn share(items: usize, workers: usize) -> usize {
-    items.div_ceil(workers.max(1)).max(1)
-}
-
-/// `items.iter().map(work)`, spread over up to `workers` threads, results in
-/// input order. Each thread takes one contiguous slice, so no result waits
-/// in a queue and the order needs no sorting.
-fn parallel_map<T: Sync, U: Send>(
-    items: &[T],
-    workers: usize,
-    work: impl Fn(&T) -> U + Sync,
-) -> Vec<U> {
-    let chunk = share(items.len(), workers);
-    if workers <= 1 || items.len() < 2 {
-        return items.iter().map(work).collect();
+    let rejected = writer.rejects.count;
+    if rejected > 0 {
+        eprintln!(
+            "{} records read, {} messages written, {rejected} records rejected",
+            admission.records, writer.written
+        );
     }
-    let work = &work;
-    thread::scope(|scope| {
-        let mut slices = items.chunks(chunk);
-        let own = slices.next().unwrap_or_default();
-        let others: Vec<_> = slices
-            .map(|slice| scope.spawn(move || slice.iter().map(work).collect::<Vec<U>>()))
-            .collect();
-        let mut results: Vec<U> = own.iter().map(work).collect();
-        for other in others {
-            match other.join() {
-                Ok(part) => results.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
+    Ok(Summary {
+        accepted: admission.records.saturating_sub(rejected),
+        rejected,
     })
 }
 

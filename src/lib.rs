@@ -45,6 +45,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod schema;
 pub mod serve;
+pub mod stages;
 pub mod telemetry;
 pub mod transport;
 
