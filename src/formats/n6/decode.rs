@@ -54,7 +54,7 @@ pub(super) fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Enve
         .map(|value| Carried::parse(value, true))
         .transpose()?
         .unwrap_or_default();
-    let mapped = map_event(&Value::Object(fields), context.harmonization, None)?;
+    let mapped = map_event(&Value::Object(fields), context.harmonization)?;
     build_events(mapped, carried, context)
 }
 
@@ -178,27 +178,44 @@ pub(super) fn bridge_id(id: &str) -> Option<Uuid> {
 
 /// Checks an n6 event (without its `intelmq` field) against n6's
 /// constraints and maps it to IntelMQ fields, the whole event going to
-/// `raw`. Encoding uses it too, to see what decoding will rebuild, and
-/// gives the fields of an event the n6 event was made from as `known`: a
-/// mapped value equal to that event's own is not checked again
-/// ([`Harmonization::accept_known`]).
-pub(super) fn map_event(
-    message: &Value,
-    harmonization: &Harmonization,
-    known: Option<&Fields>,
-) -> Result<Mapped> {
+/// `raw`.
+fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
     let Some(n6) = message.as_object() else {
         return Err(Error::shape("not a JSON object: an n6 event is an object"));
     };
-    let mut mapped = map_fields(n6, harmonization, known)?;
+    let mut mapped = map_fields(n6, harmonization, None, Checks::Run)?;
     mapped.common.insert("raw".to_owned(), raw_field(message));
     Ok(mapped)
+}
+
+/// [`map_event`] for an n6 event the encoder has just written, to see what
+/// decoding will rebuild: every value of it has passed n6's constraints as
+/// it was written, so they are not checked again, and `raw` is left out
+/// (the encoder knows without writing it out whether it matches).
+/// `known` holds the fields of an event the n6 event was made from: a
+/// mapped value equal to that event's own is not checked again either
+/// ([`Harmonization::accept_known`]).
+pub(super) fn map_written(
+    n6: &Map<String, Value>,
+    harmonization: &Harmonization,
+    known: Option<&Fields>,
+) -> Result<Mapped> {
+    map_fields(n6, harmonization, known, Checks::Done)
+}
+
+/// Whether n6's constraints are still to be checked: on an n6 event that
+/// arrived, not on one the encoder wrote.
+#[derive(Clone, Copy, PartialEq)]
+enum Checks {
+    Run,
+    Done,
 }
 
 fn map_fields(
     n6: &Map<String, Value>,
     harmonization: &Harmonization,
     known: Option<&Fields>,
+    checks: Checks,
 ) -> Result<Mapped> {
     let tables = Tables::get();
     for field in REQUIRED {
@@ -211,7 +228,9 @@ fn map_fields(
     let mut common = Map::with_capacity(n6.len() + 4);
     let mut internal = Map::new();
     for (key, value) in n6 {
-        tables.check(key, value)?;
+        if checks == Checks::Run {
+            tables.check(key, value)?;
+        }
         match key.as_str() {
             "id" | "address" | "category" | CARRIER => {}
             "confidence" => {
@@ -247,7 +266,7 @@ fn map_fields(
     Ok(Mapped {
         id: text("id").unwrap_or_default(),
         replaces: text("replaces"),
-        addresses: map_addresses(n6.get("address"), harmonization, known)?,
+        addresses: map_addresses(n6.get("address"), harmonization, known, checks)?,
         common,
     })
 }
@@ -330,12 +349,14 @@ fn classify(
     Ok(())
 }
 
-/// Checks the `address` list as n6 does and maps each item to `source.*`;
-/// a value equal to the `known` event's own is not checked again.
+/// Checks the `address` list as n6 does (its items' constraints only when
+/// `checks` says so) and maps each item to `source.*`; a value equal to
+/// the `known` event's own is not checked again.
 fn map_addresses(
     address: Option<&Value>,
     harmonization: &Harmonization,
     known: Option<&Fields>,
+    checks: Checks,
 ) -> Result<Vec<Map<String, Value>>> {
     let Some(address) = address else {
         return Ok(Vec::new());
@@ -392,7 +413,9 @@ fn map_addresses(
                 };
                 constraint.truncate("address.".len());
                 constraint.push_str(key);
-                tables.check_as(&constraint, || label(key), value)?;
+                if checks == Checks::Run {
+                    tables.check_as(&constraint, || label(key), value)?;
+                }
                 let held = known.and_then(|known| known.get(intelmq));
                 let accepted = harmonization
                     .accept_known(MessageType::Event, intelmq, value.clone(), held)

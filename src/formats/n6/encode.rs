@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::decode::{derived_envelopes, map_event};
+use super::decode::{derived_envelopes, map_written};
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::Envelope;
@@ -74,7 +74,12 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
     let accuracy = payload.get("feed.accuracy").and_then(Value::as_f64);
     n6.insert("confidence".into(), tables.confidence_of(accuracy).into());
     n6.insert("category".into(), category(payload, tables).into());
-    n6.insert("time".into(), time(payload)?.into());
+    let time = Value::from(time(payload)?);
+    // Every value the message gets has passed n6's constraints (the
+    // decoding in `carried` relies on it); the time is the one made here
+    // whose form is not sure to.
+    tables.check("time", &time)?;
+    n6.insert("time".into(), time);
     let (address, takes) = address_list(members, tables);
     if !address.is_empty() {
         n6.insert("address".into(), Value::Array(address));
@@ -111,18 +116,60 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
             n6.insert("replaces".into(), old.into());
         }
     }
-    let message = adopt_raw_order(Value::Object(n6), payload);
-    let carried = carried(&message, members, &takes, context, harmonization)?;
-    let mut message = message;
+    let (mut message, raw) = adopt_raw_order(Value::Object(n6), payload);
+    let raw = RebuiltRaw {
+        message: &message,
+        first: payload.get("raw"),
+        known: raw,
+        written: None,
+    };
+    let carried = carried(raw, members, &takes, context, harmonization)?;
     if let (Some(carried), Value::Object(n6)) = (carried, &mut message) {
         n6.insert(CARRIER.to_owned(), Value::Object(carried));
     }
     Ok(message)
 }
 
-/// The `intelmq` field: what decoding `message` would not give back.
+/// Whether decoding the n6 event gives the first member's `raw` back,
+/// when [`adopt_raw_order`] can tell.
+#[derive(Clone, Copy, PartialEq)]
+enum RawMatch {
+    /// Its `raw` holds this very n6 event, in the text decoding writes.
+    Same,
+    /// It has no `raw`, or one that is no JSON text at all.
+    Other,
+    /// Only writing the event out tells.
+    Unknown,
+}
+
+/// The n6 event with the `raw` decoding it gives, written out only when
+/// [`RawMatch`] cannot tell whether a member's `raw` is that.
+struct RebuiltRaw<'a> {
+    message: &'a Value,
+    /// The first member's `raw`, which `known` is about.
+    first: Option<&'a Value>,
+    known: RawMatch,
+    written: Option<Value>,
+}
+
+impl RebuiltRaw<'_> {
+    /// Whether `raw` is the `raw` decoding gives.
+    fn is(&mut self, raw: &Value) -> bool {
+        let first = self.first == Some(raw);
+        match self.known {
+            RawMatch::Same => return first,
+            RawMatch::Other if first => return false,
+            RawMatch::Other | RawMatch::Unknown => {}
+        }
+        let message = self.message;
+        let written = self.written.get_or_insert_with(|| raw_field(message));
+        written == raw
+    }
+}
+
+/// The `intelmq` field: what decoding the n6 event would not give back.
 fn carried(
-    message: &Value,
+    mut raw: RebuiltRaw,
     members: &[&Envelope],
     takes: &[bool],
     context: &EncodeContext,
@@ -132,7 +179,10 @@ fn carried(
         .first()
         .filter(|first| first.meta.kind == MessageType::Event)
         .map(|first| first.payload.fields());
-    let mapped = map_event(message, harmonization, known)?;
+    let Some(n6) = raw.message.as_object() else {
+        return Err(Error::shape("not a JSON object: an n6 event is an object"));
+    };
+    let mapped = map_written(n6, harmonization, known)?;
     let count = members.len();
     let derived = derived_envelopes(
         &mapped.id,
@@ -160,7 +210,7 @@ fn carried(
         let known = member.payload.fields();
         let known = (member.meta.kind == MessageType::Event).then_some(known);
         let rebuilt = Event::from_known_fields(MessageType::Event, fields, harmonization, known)?;
-        let mut part = difference(&member.payload, &rebuilt);
+        let mut part = difference(&member.payload, &rebuilt, &mut raw);
         if count > 1 && !*takes {
             let ip = member.payload.get("source.ip").cloned();
             part.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
@@ -194,12 +244,18 @@ fn carried(
     Ok((!shared.is_empty()).then_some(shared))
 }
 
-/// The fields of `wanted` that `rebuilt` lacks or holds otherwise, and
-/// `null` for those `rebuilt` has in excess.
-fn difference(wanted: &Event, rebuilt: &Event) -> Map<String, Value> {
+/// The fields of `wanted` that `rebuilt` (with `raw`) lacks or holds
+/// otherwise, and `null` for those `rebuilt` has in excess. Decoding puts
+/// `raw` after the shared fields and before the address's, which are the
+/// member's own and so never in excess: its `null` comes last.
+fn difference(wanted: &Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> Map<String, Value> {
     let mut part = Map::new();
     for (key, value) in wanted.fields() {
-        if rebuilt.get(key) != Some(value) {
+        let same = match key {
+            "raw" => raw.is(value),
+            _ => rebuilt.get(key) == Some(value),
+        };
+        if !same {
             part.insert(key.to_owned(), value.clone());
         }
     }
@@ -208,23 +264,27 @@ fn difference(wanted: &Event, rebuilt: &Event) -> Map<String, Value> {
             part.insert(key.to_owned(), Value::Null);
         }
     }
+    if wanted.get("raw").is_none() {
+        part.insert("raw".to_owned(), Value::Null);
+    }
     part
 }
 
 /// When `raw` holds this very n6 event, its key order is kept, so decoding
-/// gives the same `raw` again.
-fn adopt_raw_order(message: Value, payload: &Event) -> Value {
+/// gives the same `raw` again; also whether it does.
+fn adopt_raw_order(message: Value, payload: &Event) -> (Value, RawMatch) {
     let Some(raw) = payload.get_str("raw") else {
-        return message;
+        return (message, RawMatch::Other);
     };
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
-        return message;
+        return (message, RawMatch::Other);
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(original) if original == message && raw_field(&original).as_str() == Some(raw) => {
-            original
+            (original, RawMatch::Same)
         }
-        _ => message,
+        Ok(_) => (message, RawMatch::Unknown),
+        Err(_) => (message, RawMatch::Other),
     }
 }
 
