@@ -21,9 +21,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use word_hash::{hash_key, WordMap, WordSet};
+use word_hash::{hash_key, WordSet};
 
 pub use datetime::parse_datetime;
+pub(crate) use word_hash::WordMap;
 pub use types::FieldType;
 
 /// The harmonization table shipped with the bridge (IntelMQ 3.5.0).
