@@ -8,7 +8,7 @@ use super::mapping::{is_n6_ipv4, Tables};
 use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::{derived_id, link_split_group, Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::{Event, Fields};
+use crate::event::{Event, Fields, Known};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -33,6 +33,9 @@ pub(super) struct Mapped {
     pub common: Map<String, Value>,
     /// The `source.*` fields of each `address` item, in order.
     pub addresses: Vec<Map<String, Value>>,
+    /// The fields of `common` whose values the harmonization has accepted
+    /// already (the `address` items' all are).
+    pub accepted: Vec<&'static str>,
 }
 
 /// What the `intelmq` custom field carries: the IntelMQ fields n6 has no
@@ -77,6 +80,7 @@ fn build_events(
     );
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
+    let mut accepted = Vec::with_capacity(mapped.accepted.len() + 3);
     for (index, envelope) in envelopes.iter_mut().enumerate() {
         let part = parts.as_mut().and_then(|parts| parts.get_mut(index));
         let part = part.map(std::mem::take);
@@ -91,10 +95,20 @@ fn build_events(
         let takes_address = part
             .as_ref()
             .is_none_or(|part| !part.fields.contains_key("source.ip"));
+        accepted.clear();
+        accepted.extend_from_slice(&mapped.accepted);
         if takes_address {
             if let Some(address) = addresses.next() {
                 fields.extend(address);
+                accepted.extend(Tables::get().address_fields());
             }
+        }
+        // What the `intelmq` field gives replaces them.
+        if !carried.fields.is_empty() || part.is_some() {
+            accepted.retain(|key| {
+                let given = |carried: &Carried| carried.fields.contains_key(*key);
+                !given(&carried) && !part.as_ref().is_some_and(given)
+            });
         }
         if last {
             fields.extend(std::mem::take(&mut carried.fields));
@@ -110,7 +124,12 @@ fn build_events(
             fields.extend(part.fields);
             meta = part.meta.or(meta);
         }
-        envelope.payload = Event::from_fields(MessageType::Event, fields, context.harmonization)?;
+        let known = Known {
+            event: None,
+            accepted: &accepted,
+        };
+        envelope.payload =
+            Event::from_known_fields(MessageType::Event, fields, context.harmonization, known)?;
         if let Some(meta) = meta {
             let meta = Meta::from_value(meta)
                 .map_err(|error| Error::shape(format!("{CARRIER}.{META_KEY}: {error}")))?;
@@ -226,6 +245,7 @@ fn map_fields(
         }
     }
     let mut common = Map::with_capacity(n6.len() + 4);
+    let mut accepted = Vec::with_capacity(n6.len());
     let mut internal = Map::new();
     for (key, value) in n6 {
         if checks == Checks::Run {
@@ -245,7 +265,9 @@ fn map_fields(
             _ => match tables.intelmq_field(key) {
                 Some(intelmq) => {
                     let held = known.and_then(|known| known.get(intelmq));
-                    map_field(&mut common, key, intelmq, (value, held), harmonization)?
+                    if map_field(&mut common, key, intelmq, (value, held), harmonization)? {
+                        accepted.push(intelmq);
+                    }
                 }
                 None => {
                     let extra = extra_name(key);
@@ -268,6 +290,7 @@ fn map_fields(
         replaces: text("replaces"),
         addresses: map_addresses(n6.get("address"), harmonization, known, checks)?,
         common,
+        accepted,
     })
 }
 
@@ -285,19 +308,20 @@ fn extra_name(key: &str) -> String {
 /// in another form (or cannot hold it), the n6 value is kept in
 /// `extra.n6.<field>` too, so the way back gives it exactly. `time` is
 /// always written in the API form, so only its IntelMQ form is kept.
-/// `held` is a known event's value of the IntelMQ field, if any.
+/// `held` is a known event's value of the IntelMQ field, if any. True
+/// when the IntelMQ field is set (to a value the harmonization accepted).
 fn map_field(
     common: &mut Map<String, Value>,
     key: &str,
     intelmq: &str,
     (value, held): (&Value, Option<&Value>),
     harmonization: &Harmonization,
-) -> Result<()> {
+) -> Result<bool> {
     let accepted = harmonization.accept_known(MessageType::Event, intelmq, value.clone(), held);
     if key == "time" {
         let time = accepted?.ok_or_else(|| Error::invalid(key, value, "is not a date and time"))?;
         common.insert(intelmq.to_owned(), time);
-        return Ok(());
+        return Ok(true);
     }
     match accepted {
         Ok(Some(accepted)) => {
@@ -306,10 +330,13 @@ fn map_field(
             if !same {
                 insert_extra(common, key, value);
             }
+            Ok(true)
         }
-        Ok(None) | Err(_) => insert_extra(common, key, value),
+        Ok(None) | Err(_) => {
+            insert_extra(common, key, value);
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// `category` (and `type` for blacklists, `name` for bots) → the IntelMQ
