@@ -6,7 +6,7 @@ use uuid::{Uuid, Variant};
 
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
-use crate::envelope::{derived_id, link_split_group, Envelope, Meta};
+use crate::envelope::{derived_id, link_split_group, Envelope, Ids, Meta};
 use crate::error::{Error, Result};
 use crate::event::{Event, Fields, Known};
 use crate::formats::intelmq::META_KEY;
@@ -167,8 +167,8 @@ pub(super) fn derived_envelopes(
             } else {
                 bridge_id(id).unwrap_or_else(|| derived_id(&name))
             };
-            let mut meta = Meta::new(MessageType::Event, super::NAME, origin);
-            meta.uuid.id = uuid;
+            let ids = Ids::with_id(origin, uuid);
+            let mut meta = Meta::with_ids(MessageType::Event, super::NAME, ids);
             meta.uuid.add_alternate(name.as_str());
             if let Some(old) = replaces {
                 meta.add_link("replaces", &format!("n6:{old}"));
