@@ -237,12 +237,14 @@ fn map_fields(
     checks: Checks,
 ) -> Result<Mapped> {
     let tables = Tables::get();
-    for field in REQUIRED {
-        if !n6.contains_key(field) {
-            return Err(Error::Missing {
-                field: field.to_owned(),
-            });
-        }
+    let missing = REQUIRED
+        .into_iter()
+        .filter(|_| checks == Checks::Run)
+        .find(|field| !n6.contains_key(*field));
+    if let Some(field) = missing {
+        return Err(Error::Missing {
+            field: field.to_owned(),
+        });
     }
     let mut common = Map::with_capacity(n6.len() + 4);
     let mut accepted = Vec::with_capacity(n6.len());
@@ -429,7 +431,7 @@ fn map_addresses(
             seen.push(text);
             let mut fields = Map::with_capacity(item.len());
             // `address.<key>`, the constraint's name, spelt in one buffer.
-            let mut constraint = String::from("address.");
+            let mut constraint = String::new();
             for (key, value) in item {
                 let Some(intelmq) = tables.address_field(key) else {
                     return Err(Error::invalid(
@@ -438,9 +440,10 @@ fn map_addresses(
                         "is not in an n6 address item (ip, cc, asn)",
                     ));
                 };
-                constraint.truncate("address.".len());
-                constraint.push_str(key);
                 if checks == Checks::Run {
+                    constraint.clear();
+                    constraint.push_str("address.");
+                    constraint.push_str(key);
                     tables.check_as(&constraint, || label(key), value)?;
                 }
                 let held = known.and_then(|known| known.get(intelmq));

@@ -27,6 +27,17 @@ const MAX_PROVIDER: usize = 15;
 /// The channel part of a made-up `source` when the event names no feed.
 const DEFAULT_CHANNEL: &str = "intelmq";
 
+/// The keys `encode_group` sets before the mapped fields.
+const SET_FIRST: [&str; 7] = [
+    "id",
+    "source",
+    "restriction",
+    "confidence",
+    "category",
+    "time",
+    "address",
+];
+
 /// Encodes envelopes: each split group (by `meta.uuid.group` and
 /// `x-split`) becomes one n6 event, every other envelope one event.
 pub(super) fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
@@ -85,7 +96,8 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
         n6.insert("address".into(), Value::Array(address));
     }
     for (key, intelmq) in &tables.fields {
-        if n6.contains_key(key) {
+        // Only the keys set above are there yet.
+        if SET_FIRST.contains(&key.as_str()) && n6.contains_key(key) {
             continue;
         }
         if let Some(value) = payload.get(intelmq) {
@@ -184,18 +196,27 @@ fn carried(
     };
     let mapped = map_written(n6, harmonization, known)?;
     let count = members.len();
-    let derived = derived_envelopes(
-        &mapped.id,
-        count,
-        mapped.replaces.as_deref(),
-        &context.origin,
-    );
+    // Meta that n6's decoding did not make differs from what it makes in
+    // its format at least: then it travels, without the other being made.
+    let from_n6 = members
+        .iter()
+        .any(|member| member.meta.format == super::NAME);
+    let derived = if from_n6 {
+        derived_envelopes(
+            &mapped.id,
+            count,
+            mapped.replaces.as_deref(),
+            &context.origin,
+        )
+    } else {
+        Vec::new()
+    };
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
     let mut accepted = mapped.accepted;
     let shared_accepted = accepted.len();
     let mut parts = Vec::with_capacity(count);
-    for (index, ((member, takes), derived)) in members.iter().zip(takes).zip(&derived).enumerate() {
+    for (index, (member, takes)) in members.iter().zip(takes).enumerate() {
         // The last member takes the shared fields themselves.
         let mut fields = if index + 1 == count {
             std::mem::take(&mut common)
@@ -222,7 +243,10 @@ fn carried(
             let ip = member.payload.get("source.ip").cloned();
             part.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
         }
-        if member.meta != derived.meta {
+        if derived
+            .get(index)
+            .is_none_or(|derived| member.meta != derived.meta)
+        {
             part.insert(META_KEY.to_owned(), member.meta.to_value());
         }
         parts.push(part);
