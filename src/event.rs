@@ -145,6 +145,20 @@ impl Serialize for Fields {
     }
 }
 
+/// What is known of the fields an [`Event`] is built from
+/// ([`Event::from_known_fields`]), so that not every value is checked again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Known<'a> {
+    /// The fields of the event (of the same kind) the fields were rebuilt
+    /// from by decoding what it was encoded to: a value equal to that
+    /// event's own for the same field is kept as it is
+    /// ([`Harmonization::accept_known`]).
+    pub event: Option<&'a Fields>,
+    /// Fields whose values the harmonization has already accepted for
+    /// them (and would so give back as they are): kept as they are.
+    pub accepted: &'a [&'a str],
+}
+
 /// The flat dotted fields of one IntelMQ message (an Event, or a Report when
 /// the envelope says so), every value accepted by IntelMQ's harmonization.
 ///
@@ -165,21 +179,21 @@ impl Event {
         fields: Map<String, Value>,
         harmonization: &Harmonization,
     ) -> Result<Self> {
-        Self::from_known_fields(kind, fields, harmonization, None)
+        Self::from_known_fields(kind, fields, harmonization, Known::default())
     }
 
-    /// [`Event::from_fields`] for fields rebuilt from an encoded message,
-    /// given the fields of the event (of the same `kind`) it was encoded
-    /// from: a value equal to that event's own for the same field is kept
-    /// without being checked again ([`Harmonization::accept_known`]), so
-    /// the result is the same as `from_fields` gives, at less cost.
+    /// [`Event::from_fields`] for fields of which something is `known`: a
+    /// value known to be accepted already is kept without being checked
+    /// again, so the result is the same as `from_fields` gives, at less
+    /// cost.
     pub(crate) fn from_known_fields(
         kind: MessageType,
         fields: Map<String, Value>,
         harmonization: &Harmonization,
-        known: Option<&Fields>,
+        known: Known,
     ) -> Result<Self> {
-        let held = |key: &str| known.and_then(|known| known.get(key));
+        let held = |key: &str| known.event.and_then(|known| known.get(key));
+        let accepted = |key: &str| known.accepted.iter().any(|name| same_name(name, key));
         let mut event = Event {
             fields: Fields::with_capacity(fields.len()),
         };
@@ -187,13 +201,22 @@ impl Event {
             // `extra` expands into sub-keys where it stands, which may meet
             // a sub-key also given on its own: each field is set in turn.
             for (key, value) in fields {
+                if accepted(&key) {
+                    event.fields.insert(key.into(), value);
+                    continue;
+                }
                 let held = held(&key);
                 event.insert_checked(kind, key.into(), (value, held), harmonization)?;
             }
         } else {
             // The keys of a map are distinct: each value kept is appended.
             for (key, value) in fields {
-                if let Some(clean) = harmonization.accept_known(kind, &key, value, held(&key))? {
+                let clean = if accepted(&key) {
+                    Some(value)
+                } else {
+                    harmonization.accept_known(kind, &key, value, held(&key))?
+                };
+                if let Some(clean) = clean {
                     event.fields.entries.push((key.into(), clean));
                 }
             }

@@ -21,10 +21,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use word_hash::{hash_key, WordMap, WordSet};
+use word_hash::{hash_key, WordSet};
 
 pub use datetime::parse_datetime;
 pub use types::FieldType;
+pub(crate) use word_hash::WordMap;
 
 /// The harmonization table shipped with the bridge (IntelMQ 3.5.0).
 const HARMONIZATION_JSON: &str = include_str!("../../mappings/intelmq/harmonization.json");

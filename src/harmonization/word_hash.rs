@@ -1,7 +1,8 @@
 //! A cheap hash for the harmonization's lookup tables, read a word at a time.
 //!
 //! Every key of every event is looked up in the field table, and every
-//! classification value in the classification lists. The tables are fixed
+//! classification value in the classification lists (and every n6 key in
+//! n6's constraints, `crate::formats::n6::mapping`). The tables are fixed
 //! when the harmonization loads, so SipHash's protection against chosen keys
 //! buys nothing; a key's length and its first and last 8 bytes tell these
 //! names apart, in two multiply rounds whatever the length, where FNV-1a
@@ -12,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A `HashMap` keyed through [`WordHasher`].
-pub(super) type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+pub(crate) type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 /// A `HashSet` keyed through [`WordHasher`].
 pub(super) type WordSet<T> = HashSet<T, BuildHasherDefault<WordHasher>>;
@@ -46,7 +47,7 @@ pub(super) fn hash_key(bytes: &[u8]) -> u64 {
 /// so that the well-mixed high bits become the low bits hashbrown picks its
 /// bucket with.
 #[derive(Debug, Default)]
-pub(super) struct WordHasher(u64);
+pub(crate) struct WordHasher(u64);
 
 impl WordHasher {
     /// One round: folds `word` into the state.

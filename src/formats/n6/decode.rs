@@ -6,9 +6,9 @@ use uuid::{Uuid, Variant};
 
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
-use crate::envelope::{derived_id, link_split_group, Envelope, Meta};
+use crate::envelope::{derived_id, link_split_group, Envelope, Ids, Meta};
 use crate::error::{Error, Result};
-use crate::event::{Event, Fields};
+use crate::event::{Event, Fields, Known};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -33,6 +33,9 @@ pub(super) struct Mapped {
     pub common: Map<String, Value>,
     /// The `source.*` fields of each `address` item, in order.
     pub addresses: Vec<Map<String, Value>>,
+    /// The fields of `common` whose values the harmonization has accepted
+    /// already (the `address` items' all are).
+    pub accepted: Vec<&'static str>,
 }
 
 /// What the `intelmq` custom field carries: the IntelMQ fields n6 has no
@@ -54,7 +57,7 @@ pub(super) fn decode(message: Value, context: &DecodeContext) -> Result<Vec<Enve
         .map(|value| Carried::parse(value, true))
         .transpose()?
         .unwrap_or_default();
-    let mapped = map_event(&Value::Object(fields), context.harmonization, None)?;
+    let mapped = map_event(&Value::Object(fields), context.harmonization)?;
     build_events(mapped, carried, context)
 }
 
@@ -77,6 +80,7 @@ fn build_events(
     );
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
+    let mut accepted = Vec::with_capacity(mapped.accepted.len() + 3);
     for (index, envelope) in envelopes.iter_mut().enumerate() {
         let part = parts.as_mut().and_then(|parts| parts.get_mut(index));
         let part = part.map(std::mem::take);
@@ -91,10 +95,20 @@ fn build_events(
         let takes_address = part
             .as_ref()
             .is_none_or(|part| !part.fields.contains_key("source.ip"));
+        accepted.clear();
+        accepted.extend_from_slice(&mapped.accepted);
         if takes_address {
             if let Some(address) = addresses.next() {
                 fields.extend(address);
+                accepted.extend(Tables::get().address_fields());
             }
+        }
+        // What the `intelmq` field gives replaces them.
+        if !carried.fields.is_empty() || part.is_some() {
+            accepted.retain(|key| {
+                let given = |carried: &Carried| carried.fields.contains_key(*key);
+                !given(&carried) && !part.as_ref().is_some_and(given)
+            });
         }
         if last {
             fields.extend(std::mem::take(&mut carried.fields));
@@ -110,7 +124,12 @@ fn build_events(
             fields.extend(part.fields);
             meta = part.meta.or(meta);
         }
-        envelope.payload = Event::from_fields(MessageType::Event, fields, context.harmonization)?;
+        let known = Known {
+            event: None,
+            accepted: &accepted,
+        };
+        envelope.payload =
+            Event::from_known_fields(MessageType::Event, fields, context.harmonization, known)?;
         if let Some(meta) = meta {
             let meta = Meta::from_value(meta)
                 .map_err(|error| Error::shape(format!("{CARRIER}.{META_KEY}: {error}")))?;
@@ -148,8 +167,8 @@ pub(super) fn derived_envelopes(
             } else {
                 bridge_id(id).unwrap_or_else(|| derived_id(&name))
             };
-            let mut meta = Meta::new(MessageType::Event, super::NAME, origin);
-            meta.uuid.id = uuid;
+            let ids = Ids::with_id(origin, uuid);
+            let mut meta = Meta::with_ids(MessageType::Event, super::NAME, ids);
             meta.uuid.add_alternate(name.as_str());
             if let Some(old) = replaces {
                 meta.add_link("replaces", &format!("n6:{old}"));
@@ -178,40 +197,62 @@ pub(super) fn bridge_id(id: &str) -> Option<Uuid> {
 
 /// Checks an n6 event (without its `intelmq` field) against n6's
 /// constraints and maps it to IntelMQ fields, the whole event going to
-/// `raw`. Encoding uses it too, to see what decoding will rebuild, and
-/// gives the fields of an event the n6 event was made from as `known`: a
-/// mapped value equal to that event's own is not checked again
-/// ([`Harmonization::accept_known`]).
-pub(super) fn map_event(
-    message: &Value,
-    harmonization: &Harmonization,
-    known: Option<&Fields>,
-) -> Result<Mapped> {
+/// `raw`.
+fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
     let Some(n6) = message.as_object() else {
         return Err(Error::shape("not a JSON object: an n6 event is an object"));
     };
-    let mut mapped = map_fields(n6, harmonization, known)?;
+    let mut mapped = map_fields(n6, harmonization, None, Checks::Run)?;
     mapped.common.insert("raw".to_owned(), raw_field(message));
     Ok(mapped)
+}
+
+/// [`map_event`] for an n6 event the encoder has just written, to see what
+/// decoding will rebuild: every value of it has passed n6's constraints as
+/// it was written, so they are not checked again, and `raw` is left out
+/// (the encoder knows without writing it out whether it matches).
+/// `known` holds the fields of an event the n6 event was made from: a
+/// mapped value equal to that event's own is not checked again either
+/// ([`Harmonization::accept_known`]).
+pub(super) fn map_written(
+    n6: &Map<String, Value>,
+    harmonization: &Harmonization,
+    known: Option<&Fields>,
+) -> Result<Mapped> {
+    map_fields(n6, harmonization, known, Checks::Done)
+}
+
+/// Whether n6's constraints are still to be checked: on an n6 event that
+/// arrived, not on one the encoder wrote.
+#[derive(Clone, Copy, PartialEq)]
+enum Checks {
+    Run,
+    Done,
 }
 
 fn map_fields(
     n6: &Map<String, Value>,
     harmonization: &Harmonization,
     known: Option<&Fields>,
+    checks: Checks,
 ) -> Result<Mapped> {
     let tables = Tables::get();
-    for field in REQUIRED {
-        if !n6.contains_key(field) {
-            return Err(Error::Missing {
-                field: field.to_owned(),
-            });
-        }
+    let missing = REQUIRED
+        .into_iter()
+        .filter(|_| checks == Checks::Run)
+        .find(|field| !n6.contains_key(*field));
+    if let Some(field) = missing {
+        return Err(Error::Missing {
+            field: field.to_owned(),
+        });
     }
     let mut common = Map::with_capacity(n6.len() + 4);
+    let mut accepted = Vec::with_capacity(n6.len());
     let mut internal = Map::new();
     for (key, value) in n6 {
-        tables.check(key, value)?;
+        if checks == Checks::Run {
+            tables.check(key, value)?;
+        }
         match key.as_str() {
             "id" | "address" | "category" | CARRIER => {}
             "confidence" => {
@@ -226,7 +267,9 @@ fn map_fields(
             _ => match tables.intelmq_field(key) {
                 Some(intelmq) => {
                     let held = known.and_then(|known| known.get(intelmq));
-                    map_field(&mut common, key, intelmq, (value, held), harmonization)?
+                    if map_field(&mut common, key, intelmq, (value, held), harmonization)? {
+                        accepted.push(intelmq);
+                    }
                 }
                 None => {
                     let extra = extra_name(key);
@@ -247,8 +290,9 @@ fn map_fields(
     Ok(Mapped {
         id: text("id").unwrap_or_default(),
         replaces: text("replaces"),
-        addresses: map_addresses(n6.get("address"), harmonization, known)?,
+        addresses: map_addresses(n6.get("address"), harmonization, known, checks)?,
         common,
+        accepted,
     })
 }
 
@@ -266,19 +310,20 @@ fn extra_name(key: &str) -> String {
 /// in another form (or cannot hold it), the n6 value is kept in
 /// `extra.n6.<field>` too, so the way back gives it exactly. `time` is
 /// always written in the API form, so only its IntelMQ form is kept.
-/// `held` is a known event's value of the IntelMQ field, if any.
+/// `held` is a known event's value of the IntelMQ field, if any. True
+/// when the IntelMQ field is set (to a value the harmonization accepted).
 fn map_field(
     common: &mut Map<String, Value>,
     key: &str,
     intelmq: &str,
     (value, held): (&Value, Option<&Value>),
     harmonization: &Harmonization,
-) -> Result<()> {
+) -> Result<bool> {
     let accepted = harmonization.accept_known(MessageType::Event, intelmq, value.clone(), held);
     if key == "time" {
         let time = accepted?.ok_or_else(|| Error::invalid(key, value, "is not a date and time"))?;
         common.insert(intelmq.to_owned(), time);
-        return Ok(());
+        return Ok(true);
     }
     match accepted {
         Ok(Some(accepted)) => {
@@ -287,10 +332,13 @@ fn map_field(
             if !same {
                 insert_extra(common, key, value);
             }
+            Ok(true)
         }
-        Ok(None) | Err(_) => insert_extra(common, key, value),
+        Ok(None) | Err(_) => {
+            insert_extra(common, key, value);
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// `category` (and `type` for blacklists, `name` for bots) → the IntelMQ
@@ -330,12 +378,14 @@ fn classify(
     Ok(())
 }
 
-/// Checks the `address` list as n6 does and maps each item to `source.*`;
-/// a value equal to the `known` event's own is not checked again.
+/// Checks the `address` list as n6 does (its items' constraints only when
+/// `checks` says so) and maps each item to `source.*`; a value equal to
+/// the `known` event's own is not checked again.
 fn map_addresses(
     address: Option<&Value>,
     harmonization: &Harmonization,
     known: Option<&Fields>,
+    checks: Checks,
 ) -> Result<Vec<Map<String, Value>>> {
     let Some(address) = address else {
         return Ok(Vec::new());
@@ -381,7 +431,7 @@ fn map_addresses(
             seen.push(text);
             let mut fields = Map::with_capacity(item.len());
             // `address.<key>`, the constraint's name, spelt in one buffer.
-            let mut constraint = String::from("address.");
+            let mut constraint = String::new();
             for (key, value) in item {
                 let Some(intelmq) = tables.address_field(key) else {
                     return Err(Error::invalid(
@@ -390,9 +440,12 @@ fn map_addresses(
                         "is not in an n6 address item (ip, cc, asn)",
                     ));
                 };
-                constraint.truncate("address.".len());
-                constraint.push_str(key);
-                tables.check_as(&constraint, || label(key), value)?;
+                if checks == Checks::Run {
+                    constraint.clear();
+                    constraint.push_str("address.");
+                    constraint.push_str(key);
+                    tables.check_as(&constraint, || label(key), value)?;
+                }
                 let held = known.and_then(|known| known.get(intelmq));
                 let accepted = harmonization
                     .accept_known(MessageType::Event, intelmq, value.clone(), held)

@@ -10,12 +10,12 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::decode::{derived_envelopes, map_event};
+use super::decode::{derived_envelopes, map_written};
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, Known};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -26,6 +26,17 @@ const MAX_SOURCE: usize = 32;
 const MAX_PROVIDER: usize = 15;
 /// The channel part of a made-up `source` when the event names no feed.
 const DEFAULT_CHANNEL: &str = "intelmq";
+
+/// The keys `encode_group` sets before the mapped fields.
+const SET_FIRST: [&str; 7] = [
+    "id",
+    "source",
+    "restriction",
+    "confidence",
+    "category",
+    "time",
+    "address",
+];
 
 /// Encodes envelopes: each split group (by `meta.uuid.group` and
 /// `x-split`) becomes one n6 event, every other envelope one event.
@@ -74,13 +85,19 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
     let accuracy = payload.get("feed.accuracy").and_then(Value::as_f64);
     n6.insert("confidence".into(), tables.confidence_of(accuracy).into());
     n6.insert("category".into(), category(payload, tables).into());
-    n6.insert("time".into(), time(payload)?.into());
+    let time = Value::from(time(payload)?);
+    // Every value the message gets has passed n6's constraints (the
+    // decoding in `carried` relies on it); the time is the one made here
+    // whose form is not sure to.
+    tables.check("time", &time)?;
+    n6.insert("time".into(), time);
     let (address, takes) = address_list(members, tables);
     if !address.is_empty() {
         n6.insert("address".into(), Value::Array(address));
     }
     for (key, intelmq) in &tables.fields {
-        if n6.contains_key(key) {
+        // Only the keys set above are there yet.
+        if SET_FIRST.contains(&key.as_str()) && n6.contains_key(key) {
             continue;
         }
         if let Some(value) = payload.get(intelmq) {
@@ -111,18 +128,60 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
             n6.insert("replaces".into(), old.into());
         }
     }
-    let message = adopt_raw_order(Value::Object(n6), payload);
-    let carried = carried(&message, members, &takes, context, harmonization)?;
-    let mut message = message;
+    let (mut message, raw) = adopt_raw_order(Value::Object(n6), payload);
+    let raw = RebuiltRaw {
+        message: &message,
+        first: payload.get("raw"),
+        known: raw,
+        written: None,
+    };
+    let carried = carried(raw, members, &takes, context, harmonization)?;
     if let (Some(carried), Value::Object(n6)) = (carried, &mut message) {
         n6.insert(CARRIER.to_owned(), Value::Object(carried));
     }
     Ok(message)
 }
 
-/// The `intelmq` field: what decoding `message` would not give back.
+/// Whether decoding the n6 event gives the first member's `raw` back,
+/// when [`adopt_raw_order`] can tell.
+#[derive(Clone, Copy, PartialEq)]
+enum RawMatch {
+    /// Its `raw` holds this very n6 event, in the text decoding writes.
+    Same,
+    /// It has no `raw`, or one that is no JSON text at all.
+    Other,
+    /// Only writing the event out tells.
+    Unknown,
+}
+
+/// The n6 event with the `raw` decoding it gives, written out only when
+/// [`RawMatch`] cannot tell whether a member's `raw` is that.
+struct RebuiltRaw<'a> {
+    message: &'a Value,
+    /// The first member's `raw`, which `known` is about.
+    first: Option<&'a Value>,
+    known: RawMatch,
+    written: Option<Value>,
+}
+
+impl RebuiltRaw<'_> {
+    /// Whether `raw` is the `raw` decoding gives.
+    fn is(&mut self, raw: &Value) -> bool {
+        let first = self.first == Some(raw);
+        match self.known {
+            RawMatch::Same => return first,
+            RawMatch::Other if first => return false,
+            RawMatch::Other | RawMatch::Unknown => {}
+        }
+        let message = self.message;
+        let written = self.written.get_or_insert_with(|| raw_field(message));
+        written == raw
+    }
+}
+
+/// The `intelmq` field: what decoding the n6 event would not give back.
 fn carried(
-    message: &Value,
+    mut raw: RebuiltRaw,
     members: &[&Envelope],
     takes: &[bool],
     context: &EncodeContext,
@@ -132,40 +191,62 @@ fn carried(
         .first()
         .filter(|first| first.meta.kind == MessageType::Event)
         .map(|first| first.payload.fields());
-    let mapped = map_event(message, harmonization, known)?;
+    let Some(n6) = raw.message.as_object() else {
+        return Err(Error::shape("not a JSON object: an n6 event is an object"));
+    };
+    let mapped = map_written(n6, harmonization, known)?;
     let count = members.len();
-    let derived = derived_envelopes(
-        &mapped.id,
-        count,
-        mapped.replaces.as_deref(),
-        &context.origin,
-    );
+    // Meta that n6's decoding did not make differs from what it makes in
+    // its format at least: then it travels, without the other being made.
+    let from_n6 = members
+        .iter()
+        .any(|member| member.meta.format == super::NAME);
+    let derived = if from_n6 {
+        derived_envelopes(
+            &mapped.id,
+            count,
+            mapped.replaces.as_deref(),
+            &context.origin,
+        )
+    } else {
+        Vec::new()
+    };
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
+    let mut accepted = mapped.accepted;
+    let shared_accepted = accepted.len();
     let mut parts = Vec::with_capacity(count);
-    for (index, ((member, takes), derived)) in members.iter().zip(takes).zip(&derived).enumerate() {
+    for (index, (member, takes)) in members.iter().zip(takes).enumerate() {
         // The last member takes the shared fields themselves.
         let mut fields = if index + 1 == count {
             std::mem::take(&mut common)
         } else {
             common.clone()
         };
+        accepted.truncate(shared_accepted);
         if *takes {
             if let Some(address) = addresses.next() {
                 fields.extend(address);
+                accepted.extend(Tables::get().address_fields());
             }
         }
         // The member's values were checked when it was made; only a value
         // that differs from its own for the same field is checked again.
-        let known = member.payload.fields();
-        let known = (member.meta.kind == MessageType::Event).then_some(known);
+        let own = member.payload.fields();
+        let known = Known {
+            event: (member.meta.kind == MessageType::Event).then_some(own),
+            accepted: &accepted,
+        };
         let rebuilt = Event::from_known_fields(MessageType::Event, fields, harmonization, known)?;
-        let mut part = difference(&member.payload, &rebuilt);
+        let mut part = difference(&member.payload, &rebuilt, &mut raw);
         if count > 1 && !*takes {
             let ip = member.payload.get("source.ip").cloned();
             part.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
         }
-        if member.meta != derived.meta {
+        if derived
+            .get(index)
+            .is_none_or(|derived| member.meta != derived.meta)
+        {
             part.insert(META_KEY.to_owned(), member.meta.to_value());
         }
         parts.push(part);
@@ -194,12 +275,18 @@ fn carried(
     Ok((!shared.is_empty()).then_some(shared))
 }
 
-/// The fields of `wanted` that `rebuilt` lacks or holds otherwise, and
-/// `null` for those `rebuilt` has in excess.
-fn difference(wanted: &Event, rebuilt: &Event) -> Map<String, Value> {
+/// The fields of `wanted` that `rebuilt` (with `raw`) lacks or holds
+/// otherwise, and `null` for those `rebuilt` has in excess. Decoding puts
+/// `raw` after the shared fields and before the address's, which are the
+/// member's own and so never in excess: its `null` comes last.
+fn difference(wanted: &Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> Map<String, Value> {
     let mut part = Map::new();
     for (key, value) in wanted.fields() {
-        if rebuilt.get(key) != Some(value) {
+        let same = match key {
+            "raw" => raw.is(value),
+            _ => rebuilt.get(key) == Some(value),
+        };
+        if !same {
             part.insert(key.to_owned(), value.clone());
         }
     }
@@ -208,23 +295,27 @@ fn difference(wanted: &Event, rebuilt: &Event) -> Map<String, Value> {
             part.insert(key.to_owned(), Value::Null);
         }
     }
+    if wanted.get("raw").is_none() {
+        part.insert("raw".to_owned(), Value::Null);
+    }
     part
 }
 
 /// When `raw` holds this very n6 event, its key order is kept, so decoding
-/// gives the same `raw` again.
-fn adopt_raw_order(message: Value, payload: &Event) -> Value {
+/// gives the same `raw` again; also whether it does.
+fn adopt_raw_order(message: Value, payload: &Event) -> (Value, RawMatch) {
     let Some(raw) = payload.get_str("raw") else {
-        return message;
+        return (message, RawMatch::Other);
     };
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
-        return message;
+        return (message, RawMatch::Other);
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(original) if original == message && raw_field(&original).as_str() == Some(raw) => {
-            original
+            (original, RawMatch::Same)
         }
-        _ => message,
+        Ok(_) => (message, RawMatch::Unknown),
+        Err(_) => (message, RawMatch::Other),
     }
 }
 

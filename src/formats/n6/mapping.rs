@@ -1,7 +1,6 @@
 //! The n6 ⇄ IntelMQ tables of `mappings/n6/`, loaded once: categories,
 //! fields, n6's constraints, restriction and confidence levels.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::harmonization::parse_datetime;
+use crate::harmonization::{parse_datetime, WordMap};
 
 const CATEGORIES_JSON: &str = include_str!("../../../mappings/n6/categories.json");
 const FIELDS_JSON: &str = include_str!("../../../mappings/n6/fields.json");
@@ -52,7 +51,7 @@ struct Blacklist {
 struct RawCategories {
     categories: serde_json::Map<String, Value>,
     blacklist: Blacklist,
-    by_type: HashMap<String, String>,
+    by_type: WordMap<String, String>,
 }
 
 /// What n6's data specification accepts for one field.
@@ -94,11 +93,11 @@ struct Constraint {
 #[derive(Deserialize)]
 struct RawFields {
     fields: serde_json::Map<String, Value>,
-    address: HashMap<String, String>,
+    address: WordMap<String, String>,
     pipeline_only: Vec<String>,
     free_form: Vec<String>,
     custom: RawConstraint,
-    constraints: HashMap<String, RawConstraint>,
+    constraints: WordMap<String, RawConstraint>,
 }
 
 #[derive(Deserialize)]
@@ -109,10 +108,10 @@ struct AccuracyLevel {
 
 #[derive(Deserialize)]
 struct Levels {
-    restriction_to_tlp: HashMap<String, String>,
-    tlp_to_restriction: HashMap<String, String>,
+    restriction_to_tlp: WordMap<String, String>,
+    tlp_to_restriction: WordMap<String, String>,
     default_restriction: String,
-    confidence_to_accuracy: HashMap<String, f64>,
+    confidence_to_accuracy: WordMap<String, f64>,
     accuracy_to_confidence: Vec<AccuracyLevel>,
     default_confidence: String,
 }
@@ -120,16 +119,16 @@ struct Levels {
 /// Every n6 table, ready for lookups.
 pub struct Tables {
     categories: Vec<(String, Classification)>,
-    category_index: HashMap<String, usize>,
+    category_index: WordMap<String, usize>,
     blacklist: Blacklist,
-    by_type: HashMap<String, String>,
+    by_type: WordMap<String, String>,
     /// Top-level n6 fields with an IntelMQ counterpart, in table order.
     pub fields: Vec<(String, String)>,
-    address: HashMap<String, String>,
+    address: WordMap<String, String>,
     pipeline_only: Vec<String>,
     free_form: Vec<String>,
     custom: Constraint,
-    constraints: HashMap<String, Constraint>,
+    constraints: WordMap<String, Constraint>,
     levels: Levels,
 }
 
@@ -245,6 +244,11 @@ impl Tables {
     /// The IntelMQ field of an `address` item key.
     pub fn address_field(&self, key: &str) -> Option<&str> {
         self.address.get(key).map(String::as_str)
+    }
+
+    /// The IntelMQ fields of the `address` item keys.
+    pub fn address_fields(&self) -> impl Iterator<Item = &str> {
+        self.address.values().map(String::as_str)
     }
 
     /// Whether an n6 key belongs to the pipeline only (not the API form).
