@@ -10,6 +10,7 @@
 //! A message the bridge wrote itself carries `_intelmq`; it is restored
 //! exactly from the carried fields ([`carried_fields`]) and `_intelmq`.
 
+use std::borrow::Cow;
 use std::fmt::{self, Display};
 use std::net::IpAddr;
 
@@ -204,16 +205,16 @@ impl Object for Map<String, Value> {
 
 /// The encoder's keys in their order, each once: a handful, so comparing
 /// names costs less than hashing them.
-impl TopLevel for [(&str, Value)] {
+impl TopLevel for [(&str, Cow<'_, Value>)] {
     fn key(&self, key: &str) -> Option<&Value> {
         let found = self.iter().find(|(name, _)| *name == key);
-        found.map(|(_, value)| value)
+        found.map(|(_, value)| &**value)
     }
 }
 
-impl Object for [(&str, Value)] {
+impl Object for [(&str, Cow<'_, Value>)] {
     fn pairs(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.iter().map(|(key, value)| (*key, value))
+        self.iter().map(|(key, value)| (*key, &**value))
     }
 }
 

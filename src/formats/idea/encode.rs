@@ -83,11 +83,16 @@ impl Message<'_> {
             entries,
             after_entries,
         } = self.idea;
-        let object =
-            |keys: Keys| Value::Object(keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let object = |keys: Keys| {
+            Value::Object(
+                keys.into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.into_owned()))
+                    .collect(),
+            )
+        };
         let mut idea = Map::with_capacity(before_entries.len() + after_entries.len() + 3);
         for (key, value) in before_entries {
-            idea.insert(key.to_owned(), value);
+            idea.insert(key.to_owned(), value.into_owned());
         }
         for (side, list) in entries {
             if !list.is_empty() {
@@ -95,7 +100,7 @@ impl Message<'_> {
             }
         }
         for (key, value) in after_entries {
-            idea.insert(key.to_owned(), value);
+            idea.insert(key.to_owned(), value.into_owned());
         }
         idea.insert(CARRY_KEY.into(), self.carry.into_value());
         Value::Object(idea)
@@ -117,7 +122,7 @@ impl Message<'_> {
             json::write_str(out, side);
             out.push(b':');
             json::write_items(out, list, |out, entry| {
-                json::write_object(out, entry.iter().map(|(key, value)| (*key, value)));
+                json::write_object(out, entry.iter().map(|(key, value)| (*key, &**value)));
             });
             out.push(b',');
         }
@@ -323,7 +328,7 @@ fn message<'a>(
 
     // Sized for every key a message can get, so the list never grows.
     let mut before_entries = Vec::with_capacity(top.len() + RESERVED_KEYS.len());
-    before_entries.push(("Format", "IDEA0".into()));
+    before_entries.push(("Format", Cow::Owned("IDEA0".into())));
     ids(&mut before_entries, events, group);
     before_entries.extend(top);
     let [source, target] = sides;
@@ -331,9 +336,9 @@ fn message<'a>(
         [0, 1].map(|side| tables.sides.get(side).map_or("", |side| side.idea.as_str()));
     let mut after_entries = Vec::with_capacity(2);
     if !attach.is_empty() {
-        after_entries.push(("Attach", attach.into()));
+        after_entries.push(("Attach", Cow::Owned(attach.into())));
     }
-    after_entries.push(("Node", nodes(&context.origin, &earlier_nodes)));
+    after_entries.push(("Node", Cow::Owned(nodes(&context.origin, &earlier_nodes))));
     let idea = IdeaKeys {
         before_entries,
         entries: [(source_key, source), (target_key, target)],
@@ -427,7 +432,7 @@ fn carry<'a>(
 /// so that `carry` need not look names up.
 fn copied_side_fields(
     fields: &Fields,
-    entries: [Option<&[(&str, Value)]>; 2],
+    entries: [Option<&[(&str, Cow<Value>)]>; 2],
     tables: &Tables,
 ) -> Option<Vec<bool>> {
     // One pass over the event's fields, matching names by their side
@@ -552,14 +557,14 @@ fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
         }
         (None, []) => (String::new(), "CorrelID", Vec::new()),
     };
-    keys.push(("ID", id.into()));
+    keys.push(("ID", Cow::Owned(id.into())));
     for (key, list) in [
         ("AltNames", alternates),
         (linked_key, linked),
         ("RelID", related),
     ] {
         if !list.is_empty() {
-            keys.push((key, list.into()));
+            keys.push((key, Cow::Owned(list.into())));
         }
     }
 }
@@ -595,7 +600,9 @@ fn nodes(origin: &str, earlier: &[Value]) -> Value {
 
 /// An entry's keys and values other than its addresses, compared where
 /// they lie.
-fn without_addresses<'e, 'a>(entry: &'e Keys<'a>) -> impl Iterator<Item = &'e (&'a str, Value)> {
+fn without_addresses<'e, 'a>(
+    entry: &'e Keys<'a>,
+) -> impl Iterator<Item = &'e (&'a str, Cow<'a, Value>)> {
     entry
         .iter()
         .filter(|(key, _)| !matches!(*key, "IP4" | "IP6"))
@@ -621,11 +628,12 @@ fn merge_entry<'a>(list: &mut Vec<Keys<'a>>, entry: Keys<'a>) -> usize {
             let slot = match existing.iter().position(|(name, _)| *name == key) {
                 Some(slot) => slot,
                 None => {
-                    existing.push((key, Value::Array(Vec::new())));
+                    existing.push((key, Cow::Owned(Value::Array(Vec::new()))));
                     existing.len() - 1
                 }
             };
-            if let Some((_, Value::Array(addresses))) = existing.get_mut(slot) {
+            let addresses = existing.get_mut(slot).map(|(_, value)| value.to_mut());
+            if let Some(Value::Array(addresses)) = addresses {
                 for address in new {
                     if !addresses.contains(address) {
                         addresses.push(address.clone());
@@ -646,14 +654,14 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
     let mut top = Keys::with_capacity(tables.message.len() + 5);
     for pair in &tables.message {
         if let Some(value) = fields.get(&pair.intelmq) {
-            set_key(&mut top, &pair.idea, value.clone());
+            set_key(&mut top, &pair.idea, Cow::Borrowed(value));
         }
     }
     if !top.iter().any(|(key, _)| *key == "DetectTime") {
         set_key(&mut top, "DetectTime", detect_time(event)?);
     }
     if let Some(category) = tables.category_of(kind) {
-        set_key(&mut top, "Category", list_of(category));
+        set_key(&mut top, "Category", Cow::Owned(list_of(category)));
     }
     let what = text("event_description.text")
         .or_else(|| text("comment"))
@@ -663,12 +671,12 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
         Some(feed) => [feed, ": ", what].concat(),
         None => what.to_owned(),
     };
-    set_key(&mut top, "Description", description.into());
+    set_key(&mut top, "Description", Cow::Owned(description.into()));
     if let Some(accuracy) = fields.get("feed.accuracy").and_then(Value::as_f64) {
         set_key(
             &mut top,
             "Confidence",
-            (accuracy / 100.0).clamp(0.0, 1.0).into(),
+            Cow::Owned((accuracy / 100.0).clamp(0.0, 1.0).into()),
         );
     }
     let refs: Vec<Value> = tables
@@ -684,7 +692,7 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
         .map(Value::String)
         .collect();
     if !refs.is_empty() {
-        set_key(&mut top, "Ref", refs.into());
+        set_key(&mut top, "Ref", Cow::Owned(refs.into()));
     }
     let mut attach = attachments(fields, tables);
     let mut nodes = Vec::new();
@@ -695,7 +703,7 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
                 "Node" => nodes = value.as_array().cloned().unwrap_or_default(),
                 key if RESERVED_KEYS.contains(&key) => {}
                 _ => {
-                    set_key(&mut top, key, value.clone());
+                    set_key(&mut top, key, Cow::Borrowed(value));
                 }
             }
         }
@@ -710,11 +718,11 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
 
 /// An IDEA object's keys in their order, each once: a handful, so a list
 /// searched by name costs less than a map that hashes each key.
-type Keys<'a> = Vec<(&'a str, Value)>;
+type Keys<'a> = Vec<(&'a str, Cow<'a, Value>)>;
 
 /// Sets `key` in `keys` as a map insert does: in place when it is there
 /// already, at the end otherwise.
-fn set_key<'a>(keys: &mut Keys<'a>, key: &'a str, value: Value) {
+fn set_key<'a>(keys: &mut Keys<'a>, key: &'a str, value: Cow<'a, Value>) {
     match keys.iter_mut().find(|(name, _)| *name == key) {
         Some((_, slot)) => *slot = value,
         None => keys.push((key, value)),
@@ -723,15 +731,15 @@ fn set_key<'a>(keys: &mut Keys<'a>, key: &'a str, value: Value) {
 
 /// `DetectTime` (required) for an event without `time.observation`:
 /// `time.source`, else the creation time a time-ordered id (UUIDv7) holds.
-fn detect_time(event: &Envelope) -> Result<Value> {
+fn detect_time(event: &Envelope) -> Result<Cow<'_, Value>> {
     if let Some(time) = event.payload.get("time.source") {
-        return Ok(time.clone());
+        return Ok(Cow::Borrowed(time));
     }
     event
         .meta
         .uuid
         .created_at()
-        .map(|time| time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string().into())
+        .map(|time| Cow::Owned(time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string().into()))
         .ok_or_else(|| Error::Missing {
             field: "time.observation".into(),
         })
@@ -818,7 +826,7 @@ fn sides<'a>(
             types.push(tables.tor_node_type());
         }
         if !types.is_empty() {
-            entry.push(("Type", types.into()));
+            entry.push(("Type", Cow::Owned(types.into())));
         }
         let address = values
             .ip
@@ -833,20 +841,22 @@ fn sides<'a>(
                 })
             });
         if let Some(address) = address {
-            entry.push((address_key(&address, "IP4", "IP6"), list_of(address)));
+            let key = address_key(&address, "IP4", "IP6");
+            entry.push((key, Cow::Owned(list_of(address))));
         }
         for (pair, value) in tables.side.iter().zip(&values.pairs) {
             if let Some(value) = value {
-                entry.push((pair.idea.as_str(), list_of((*value).clone())));
+                entry.push((pair.idea.as_str(), Cow::Owned(list_of((*value).clone()))));
             }
         }
         if let Some(local) = values.local_ip.and_then(Value::as_str) {
-            entry.push((address_key(local, "LocalIP4", "LocalIP6"), list_of(local)));
+            let key = address_key(local, "LocalIP4", "LocalIP6");
+            entry.push((key, Cow::Owned(list_of(local))));
         }
         let beside_type = |entry: &Keys| entry.iter().any(|(key, _)| *key != "Type");
         if let Some(status) = status {
             if beside_type(entry) {
-                entry.push(("Note", status.clone()));
+                entry.push(("Note", Cow::Borrowed(status)));
             }
         }
         *content = beside_type(entry) || extra.is_some();
@@ -868,11 +878,11 @@ fn sides<'a>(
             continue;
         }
         if !protocol.is_empty() {
-            entry.push(("Proto", protocol.clone().into()));
+            entry.push(("Proto", Cow::Owned(protocol.clone().into())));
         }
         if let Some(Value::Object(extra)) = extra {
             for (key, value) in extra {
-                set_key(&mut entry, key, value.clone());
+                set_key(&mut entry, key, Cow::Borrowed(value));
             }
         }
         *slot = Some(entry);
