@@ -236,7 +236,7 @@ impl Carry<'_> {
 
 /// The messages of `events`: a complete split group becomes one message,
 /// anything else one message per envelope.
-fn messages<'a>(events: &'a [Envelope], context: &EncodeContext) -> Result<Vec<Message<'a>>> {
+fn messages<'a>(events: &'a [Envelope], context: &'a EncodeContext) -> Result<Vec<Message<'a>>> {
     if let Some((group, members)) = complete_group(events) {
         return Ok(vec![message(&members, Some(group), context)?]);
     }
@@ -294,7 +294,7 @@ fn complete_group(events: &[Envelope]) -> Option<(&str, Vec<&Envelope>)> {
 fn message<'a>(
     events: &[&'a Envelope],
     group: Option<&str>,
-    context: &EncodeContext,
+    context: &'a EncodeContext,
 ) -> Result<Message<'a>> {
     let tables = Tables::get();
     let parts = events
@@ -338,7 +338,7 @@ fn message<'a>(
     if !attach.is_empty() {
         after_entries.push(("Attach", Cow::Owned(attach.into())));
     }
-    after_entries.push(("Node", Cow::Owned(nodes(&context.origin, &earlier_nodes))));
+    after_entries.push(("Node", nodes(context, &earlier_nodes)));
     let idea = IdeaKeys {
         before_entries,
         entries: [(source_key, source), (target_key, target)],
@@ -579,23 +579,34 @@ fn push_unique(list: &mut Vec<Value>, item: String) {
 }
 
 /// `Node`: the bridge first, as Warden requires of a sender, then the
-/// nodes the event had passed before.
-fn nodes(origin: &str, earlier: &[Value]) -> Value {
-    let name = node_name(origin);
-    let others: Vec<Value> = earlier
+/// nodes the event had passed before. The bridge alone, the usual `Node`,
+/// is made once per context and borrowed.
+fn nodes<'c>(context: &'c EncodeContext, earlier: &[Value]) -> Cow<'c, Value> {
+    let alone = context.idea_node(bridge_node);
+    let Some(bridge) = alone.get(0) else {
+        return alone;
+    };
+    let name = bridge.get("Name").and_then(Value::as_str);
+    let mut others = earlier
         .iter()
-        .filter(|node| node.get("Name").and_then(Value::as_str) != Some(name.as_str()))
-        .cloned()
-        .collect();
+        .filter(|node| node.get("Name").and_then(Value::as_str) != name)
+        .peekable();
+    if others.peek().is_none() {
+        return alone;
+    }
+    let mut list = vec![bridge.clone()];
+    list.extend(others.cloned());
+    Cow::Owned(list.into())
+}
+
+/// The `Node` list of the bridge alone, named after `origin`.
+fn bridge_node(origin: &str) -> Value {
     // A map sized for its three keys, where `json!` grows one key by key.
     let mut bridge = Map::with_capacity(3);
-    bridge.insert("Name".into(), name.into());
+    bridge.insert("Name".into(), node_name(origin).into());
     bridge.insert("Type".into(), list_of("Relay"));
     bridge.insert("SW".into(), list_of(SOFTWARE));
-    let mut list = Vec::with_capacity(1 + others.len());
-    list.push(Value::Object(bridge));
-    list.extend(others);
-    list.into()
+    vec![Value::Object(bridge)].into()
 }
 
 /// An entry's keys and values other than its addresses, compared where
