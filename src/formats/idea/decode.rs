@@ -62,7 +62,7 @@ struct Protocol {
 struct Entry<'m> {
     /// IntelMQ fields (with their `source.`/`destination.` prefix) that
     /// every event of this entry gets.
-    fields: Vec<(String, Value)>,
+    fields: Vec<(&'static str, Value)>,
     protocol: Option<(Protocol, &'m Value)>,
     /// One event per address; none: one event without an address.
     addresses: Vec<Address>,
@@ -71,7 +71,7 @@ struct Entry<'m> {
     /// The entry's `Type` tags.
     types: Vec<&'m str>,
     /// The side's IntelMQ field names, spelt once in the tables.
-    names: &'m SideFields,
+    names: &'static SideFields,
 }
 
 /// Decodes one IDEA message.
@@ -225,8 +225,9 @@ pub(super) trait FieldSink {
     /// Room for `capacity` fields.
     fn with_capacity(capacity: usize) -> Self;
     /// Sets `key` as a map insert does: in place when it is there already,
-    /// at the end otherwise.
-    fn set(&mut self, key: String, value: Value);
+    /// at the end otherwise. Every name reading sets is a constant or the
+    /// IDEA tables' own.
+    fn set(&mut self, key: &'static str, value: Value);
     /// Whether `key` is set.
     fn has(&self, key: &str) -> bool;
 }
@@ -236,8 +237,8 @@ impl FieldSink for Map<String, Value> {
         Map::with_capacity(capacity)
     }
 
-    fn set(&mut self, key: String, value: Value) {
-        self.insert(key, value);
+    fn set(&mut self, key: &'static str, value: Value) {
+        self.insert(key.to_owned(), value);
     }
 
     fn has(&self, key: &str) -> bool {
@@ -246,15 +247,15 @@ impl FieldSink for Map<String, Value> {
 }
 
 /// Fields read back, in their order, each once: a handful, so comparing
-/// names costs less than hashing them.
-pub(super) type FieldList = Vec<(String, Value)>;
+/// names costs less than hashing them, and the names are not copied.
+pub(super) type FieldList = Vec<(&'static str, Value)>;
 
 impl FieldSink for FieldList {
     fn with_capacity(capacity: usize) -> Self {
         Vec::with_capacity(capacity)
     }
 
-    fn set(&mut self, key: String, value: Value) {
+    fn set(&mut self, key: &'static str, value: Value) {
         match self.iter_mut().find(|(name, _)| *name == key) {
             Some((_, slot)) => *slot = value,
             None => self.push((key, value)),
@@ -262,7 +263,7 @@ impl FieldSink for FieldList {
     }
 
     fn has(&self, key: &str) -> bool {
-        self.iter().any(|(name, _)| name == key)
+        self.iter().any(|(name, _)| *name == key)
     }
 }
 
@@ -328,7 +329,7 @@ fn single(value: &Value) -> Option<&Value> {
 fn read_entry<'m>(
     entry: &'m (impl Object + ?Sized),
     path: &str,
-    names: &'m SideFields,
+    names: &'static SideFields,
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Entry<'m>> {
@@ -359,13 +360,13 @@ fn read_entry<'m>(
                 }
             }
             "LocalIP4" | "LocalIP6" => {
-                let field = &names.local_ip;
+                let field = names.local_ip.as_str();
                 match single(value).and_then(|item| {
                     accept(harmonization, known, &key_path, field, item.clone())
                         .ok()
                         .flatten()
                 }) {
-                    Some(ip) => read.fields.push((field.clone(), ip)),
+                    Some(ip) => read.fields.push((field, ip)),
                     None => {
                         read.leftover.insert(key.to_owned(), value.clone());
                     }
@@ -408,7 +409,7 @@ fn read_entry<'m>(
 /// field name on this side.
 fn read_side_field(
     read: &mut Entry<'_>,
-    (pair, field): (&Pair, &str),
+    (pair, field): (&Pair, &'static str),
     key: &str,
     value: &Value,
     path: &Dotted<'_>,
@@ -427,7 +428,7 @@ fn read_side_field(
         }
     }
     match <[Value; 1]>::try_from(accepted) {
-        Ok([clean]) if items.len() == 1 => read.fields.push((field.to_owned(), clean)),
+        Ok([clean]) if items.len() == 1 => read.fields.push((field, clean)),
         _ => {
             read.leftover.insert(key.to_owned(), value.clone());
         }
@@ -514,14 +515,14 @@ fn network_address(network: IpNet) -> Address {
 /// The IntelMQ fields of one event of an entry (its address, if any).
 fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut impl FieldSink) {
     for (key, value) in &entry.fields {
-        fields.set(key.clone(), value.clone());
+        fields.set(key, value.clone());
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.set(entry.names.ip.clone(), ip.to_string().into());
+            fields.set(&entry.names.ip, ip.to_string().into());
         }
         Some(Address::Network(network)) => {
-            fields.set(entry.names.network.clone(), network.to_string().into());
+            fields.set(&entry.names.network, network.to_string().into());
         }
         None => {}
     }
@@ -534,7 +535,7 @@ fn protocol_fields(protocol: &Protocol, fields: &mut impl FieldSink) {
         ("protocol.application", &protocol.application),
     ] {
         if let Some(value) = value {
-            fields.set(key.to_owned(), value.clone());
+            fields.set(key, value.clone());
         }
     }
 }
@@ -555,7 +556,7 @@ fn message_fields(
                 value.clone(),
             )?;
             if let Some(clean) = clean {
-                fields.set(pair.intelmq.clone(), clean);
+                fields.set(&pair.intelmq, clean);
             }
         }
     }
@@ -589,7 +590,7 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut impl FieldSink)
         let scheme = scheme.to_ascii_lowercase();
         if let Some(pair) = tables.hashes.iter().find(|pair| pair.idea == scheme) {
             if !fields.has(&pair.intelmq) && !digest.is_empty() {
-                fields.set(pair.intelmq.clone(), digest.into());
+                fields.set(&pair.intelmq, digest.into());
             }
         }
     }
@@ -677,7 +678,7 @@ fn attached_fields(
         let held = known.and_then(|fields| fields.get("raw"));
         let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
         if let Ok(Some(raw)) = raw {
-            fields.set("raw".to_owned(), raw);
+            fields.set("raw", raw);
         }
     }
     Ok(())
