@@ -22,7 +22,7 @@ use super::{
 };
 use crate::envelope::{derived_id, Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::Fields;
+use crate::event::{same_name, Fields};
 use crate::formats::{json, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
@@ -389,7 +389,7 @@ fn carry<'a>(
         // `recovered` holds a handful of fields: comparing their names
         // costs less than hashing each of the event's to look it up.
         let given_back = |key: &str| {
-            let found = recovered.iter().find(|(name, _)| *name == key);
+            let found = recovered.iter().find(|(name, _)| same_name(name, key));
             found.map(|(_, value)| value)
         };
         // Sized for every field, so the list never grows while filling.
@@ -447,9 +447,7 @@ fn copied_side_fields(
         }
         let mut was_copied = false;
         for ((side, entry), address) in tables.sides.iter().zip(entries).zip(&mut address) {
-            let suffix = key
-                .strip_prefix(side.intelmq.as_str())
-                .and_then(|rest| rest.strip_prefix('.'));
+            let suffix = side_suffix(key, &side.intelmq);
             let (Some(suffix), Some(_)) = (suffix, entry) else {
                 continue;
             };
@@ -927,10 +925,7 @@ fn side_values<'f>(fields: &'f Fields, tables: &Tables) -> [SideValues<'f>; 2] {
     }
     for (key, value) in fields {
         for (side, values) in tables.sides.iter().zip(&mut found) {
-            let Some(suffix) = key
-                .strip_prefix(side.intelmq.as_str())
-                .and_then(|rest| rest.strip_prefix('.'))
-            else {
+            let Some(suffix) = side_suffix(key, &side.intelmq) else {
                 continue;
             };
             match suffix {
@@ -948,6 +943,18 @@ fn side_values<'f>(fields: &'f Fields, tables: &Tables) -> [SideValues<'f>; 2] {
         }
     }
     found
+}
+
+/// What follows `<side>.` in a field name of that side (`port` of
+/// `source.port`), if it is one.
+fn side_suffix<'k>(key: &'k str, side: &str) -> Option<&'k str> {
+    // Most fields belong to neither side, and their first byte already
+    // says so: cheaper to see than comparing the whole prefix.
+    let (key_start, side_start) = (key.as_bytes().first(), side.as_bytes().first());
+    if key_start.is_some() && side_start.is_some() && key_start != side_start {
+        return None;
+    }
+    key.strip_prefix(side)?.strip_prefix('.')
 }
 
 /// A one-item IDEA list, built as it is rather than serialised into a
