@@ -14,6 +14,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use super::decode::{carried_fields, carried_fields_beside_entries, TopLevel, ORIG_DATA};
 use super::mapping::Tables;
@@ -518,7 +519,7 @@ fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
         let hash = event
             .payload
             .get_str("event_hash")
-            .map(|hash| format!("{EVENT_HASH_SCHEME}:{hash}"));
+            .map(|hash| [EVENT_HASH_SCHEME, ":", hash].concat());
         for name in event.meta.uuid.alternates().iter().cloned().chain(hash) {
             push_unique(&mut alternates, name);
         }
@@ -534,11 +535,11 @@ fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
             let id = if is_idea_id(group) {
                 group.to_owned()
             } else {
-                derived_id(group).to_string()
+                uuid_text(derived_id(group))
             };
             let members = events
                 .iter()
-                .map(|event| event.meta.uuid.id.to_string().into())
+                .map(|event| uuid_text(event.meta.uuid.id).into())
                 .collect();
             (id, "AggrID", members)
         }
@@ -551,7 +552,7 @@ fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
                 .filter(|id| is_idea_id(id))
                 .map(|id| id.as_str().into())
                 .collect();
-            (event.meta.uuid.id.to_string(), "CorrelID", groups)
+            (uuid_text(event.meta.uuid.id), "CorrelID", groups)
         }
         (None, []) => (String::new(), "CorrelID", Vec::new()),
     };
@@ -565,6 +566,14 @@ fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
             keys.push((key, Cow::Owned(list.into())));
         }
     }
+}
+
+/// A uuid's hyphenated lower-case text, written directly rather than
+/// through the formatting machinery `to_string` goes through.
+fn uuid_text(id: Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
 }
 
 fn push_unique(list: &mut Vec<Value>, item: String) {
