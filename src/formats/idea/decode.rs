@@ -439,17 +439,32 @@ fn read_side_field(
 /// `Proto` by convention `[transport, application]`: the first name is the
 /// transport when it is one; the next is the application.
 fn read_protocol(names: &[&str], tables: &Tables) -> Protocol {
-    let lower: Vec<String> = names.iter().map(|name| name.to_lowercase()).collect();
+    let lower: Vec<Cow<str>> = names.iter().map(|name| lower_case(name)).collect();
     let (transport, rest) = match lower.split_first() {
-        Some((first, rest)) if tables.transports.contains(first) => (Some(first.clone()), rest),
+        // The list of transports is short: comparing costs less than hashing.
+        Some((first, rest)) if tables.transports.iter().any(|t| t == first) => (Some(first), rest),
         _ => (None, lower.as_slice()),
     };
-    let application = rest.first().cloned();
+    let application = rest.first();
     let exact = rest.len() <= 1 && lower.iter().zip(names).all(|(low, name)| low == name);
+    let text = |name: &Cow<str>| Value::String(name.clone().into_owned());
     Protocol {
-        transport: transport.map(Value::String),
-        application: application.map(Value::String),
+        transport: transport.map(text),
+        application: application.map(text),
         exact,
+    }
+}
+
+/// `name` in lower case, borrowed when it is already: protocol names
+/// usually are, and are plain ASCII.
+fn lower_case(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|byte| byte.is_ascii_uppercase() || !byte.is_ascii())
+    {
+        Cow::Owned(name.to_lowercase())
+    } else {
+        Cow::Borrowed(name)
     }
 }
 
