@@ -433,7 +433,7 @@ fn carry<'a>(
 /// so that `carry` need not look names up.
 fn copied_side_fields(
     fields: &Fields,
-    entries: [Option<&[(&str, Cow<Value>)]>; 2],
+    entries: [Option<&[Key]>; 2],
     tables: &Tables,
 ) -> Option<Vec<bool>> {
     // One pass over the event's fields, matching names by their side
@@ -618,9 +618,7 @@ fn bridge_node(origin: &str) -> Value {
 
 /// An entry's keys and values other than its addresses, compared where
 /// they lie.
-fn without_addresses<'e, 'a>(
-    entry: &'e Keys<'a>,
-) -> impl Iterator<Item = &'e (&'a str, Cow<'a, Value>)> {
+fn without_addresses<'e, 'a>(entry: &'e Keys<'a>) -> impl Iterator<Item = &'e Key<'a>> {
     entry
         .iter()
         .filter(|(key, _)| !matches!(*key, "IP4" | "IP6"))
@@ -736,7 +734,11 @@ fn generate<'a>(event: &'a Envelope, tables: &'static Tables) -> Result<Parts<'a
 
 /// An IDEA object's keys in their order, each once: a handful, so a list
 /// searched by name costs less than a map that hashes each key.
-type Keys<'a> = Vec<(&'a str, Cow<'a, Value>)>;
+type Keys<'a> = Vec<Key<'a>>;
+
+/// One key of an IDEA object and its value, borrowed from the event when
+/// it is the event's own.
+type Key<'a> = (&'a str, Cow<'a, Value>);
 
 /// Sets `key` in `keys` as a map insert does: in place when it is there
 /// already, at the end otherwise.
