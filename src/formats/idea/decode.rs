@@ -534,13 +534,35 @@ fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut impl 
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.set(&entry.names.ip, ip.to_string().into());
+            fields.set(&entry.names.ip, address_text(*ip).into());
         }
         Some(Address::Network(network)) => {
             fields.set(&entry.names.network, network.to_string().into());
         }
         None => {}
     }
+}
+
+/// An address's text as `to_string` writes it; an IPv4 address, the usual
+/// case, without going through the formatting machinery.
+fn address_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// `protocol.transport` and `protocol.application` of an event.
@@ -1053,6 +1075,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .ends_with("is a reversed range"));
+    }
+
+    #[test]
+    fn addresses_are_written_as_to_string_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.100.9.255",
+            "203.197.249.201",
+            "99.199.200.109",
+            "::1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(address_text(ip), ip.to_string());
+        }
+        for octet in 0..=u8::MAX {
+            let ip = IpAddr::from([octet, 0, octet, 255]);
+            assert_eq!(address_text(ip), ip.to_string());
+        }
     }
 
     #[test]
