@@ -102,7 +102,7 @@ impl Fields {
 /// Whether two field names are the same. Names of one length often differ
 /// in their last byte (`source.fqdn`, `source.port`), which is compared before
 /// the whole names are.
-fn same_name(name: &str, key: &str) -> bool {
+pub(crate) fn same_name(name: &str, key: &str) -> bool {
     name.len() == key.len() && name.as_bytes().last() == key.as_bytes().last() && name == key
 }
 

@@ -11,6 +11,9 @@ pub mod json;
 pub mod n6;
 pub mod stix;
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -35,6 +38,10 @@ pub struct EncodeContext {
     /// Whether IntelMQ output carries the envelope's meta in `extra.iep04`,
     /// so that ids survive a hop through IntelMQ bots.
     pub meta_in_extra: bool,
+    /// IDEA's `Node` list naming this instance alone and the `origin` it
+    /// was made from: the same for every message, so made once
+    /// ([`EncodeContext::idea_node`]).
+    idea_node: OnceLock<(String, Value)>,
 }
 
 impl DecodeContext {
@@ -53,6 +60,21 @@ impl EncodeContext {
         EncodeContext {
             origin: origin.to_owned(),
             meta_in_extra: false,
+            idea_node: OnceLock::new(),
+        }
+    }
+
+    /// IDEA's `Node` list naming this instance alone, as `make` makes it
+    /// from `origin`: made on first use, and again only should `origin`
+    /// have been changed since.
+    pub(crate) fn idea_node(&self, make: impl Fn(&str) -> Value) -> Cow<'_, Value> {
+        let (origin, node) = self
+            .idea_node
+            .get_or_init(|| (self.origin.clone(), make(&self.origin)));
+        if *origin == self.origin {
+            Cow::Borrowed(node)
+        } else {
+            Cow::Owned(make(&self.origin))
         }
     }
 }

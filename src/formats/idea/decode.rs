@@ -10,6 +10,7 @@
 //! A message the bridge wrote itself carries `_intelmq`; it is restored
 //! exactly from the carried fields ([`carried_fields`]) and `_intelmq`.
 
+use std::borrow::Cow;
 use std::fmt::{self, Display};
 use std::net::IpAddr;
 
@@ -61,7 +62,7 @@ struct Protocol {
 struct Entry<'m> {
     /// IntelMQ fields (with their `source.`/`destination.` prefix) that
     /// every event of this entry gets.
-    fields: Vec<(String, Value)>,
+    fields: Vec<(&'static str, Value)>,
     protocol: Option<(Protocol, &'m Value)>,
     /// One event per address; none: one event without an address.
     addresses: Vec<Address>,
@@ -70,7 +71,7 @@ struct Entry<'m> {
     /// The entry's `Type` tags.
     types: Vec<&'m str>,
     /// The side's IntelMQ field names, spelt once in the tables.
-    names: &'m SideFields,
+    names: &'static SideFields,
 }
 
 /// Decodes one IDEA message.
@@ -204,16 +205,16 @@ impl Object for Map<String, Value> {
 
 /// The encoder's keys in their order, each once: a handful, so comparing
 /// names costs less than hashing them.
-impl TopLevel for [(&str, Value)] {
+impl TopLevel for [(&str, Cow<'_, Value>)] {
     fn key(&self, key: &str) -> Option<&Value> {
         let found = self.iter().find(|(name, _)| *name == key);
-        found.map(|(_, value)| value)
+        found.map(|(_, value)| &**value)
     }
 }
 
-impl Object for [(&str, Value)] {
+impl Object for [(&str, Cow<'_, Value>)] {
     fn pairs(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.iter().map(|(key, value)| (*key, value))
+        self.iter().map(|(key, value)| (*key, &**value))
     }
 }
 
@@ -224,8 +225,9 @@ pub(super) trait FieldSink {
     /// Room for `capacity` fields.
     fn with_capacity(capacity: usize) -> Self;
     /// Sets `key` as a map insert does: in place when it is there already,
-    /// at the end otherwise.
-    fn set(&mut self, key: String, value: Value);
+    /// at the end otherwise. Every name reading sets is a constant or the
+    /// IDEA tables' own.
+    fn set(&mut self, key: &'static str, value: Value);
     /// Whether `key` is set.
     fn has(&self, key: &str) -> bool;
 }
@@ -235,8 +237,8 @@ impl FieldSink for Map<String, Value> {
         Map::with_capacity(capacity)
     }
 
-    fn set(&mut self, key: String, value: Value) {
-        self.insert(key, value);
+    fn set(&mut self, key: &'static str, value: Value) {
+        self.insert(key.to_owned(), value);
     }
 
     fn has(&self, key: &str) -> bool {
@@ -245,15 +247,15 @@ impl FieldSink for Map<String, Value> {
 }
 
 /// Fields read back, in their order, each once: a handful, so comparing
-/// names costs less than hashing them.
-pub(super) type FieldList = Vec<(String, Value)>;
+/// names costs less than hashing them, and the names are not copied.
+pub(super) type FieldList = Vec<(&'static str, Value)>;
 
 impl FieldSink for FieldList {
     fn with_capacity(capacity: usize) -> Self {
         Vec::with_capacity(capacity)
     }
 
-    fn set(&mut self, key: String, value: Value) {
+    fn set(&mut self, key: &'static str, value: Value) {
         match self.iter_mut().find(|(name, _)| *name == key) {
             Some((_, slot)) => *slot = value,
             None => self.push((key, value)),
@@ -261,7 +263,7 @@ impl FieldSink for FieldList {
     }
 
     fn has(&self, key: &str) -> bool {
-        self.iter().any(|(name, _)| name == key)
+        self.iter().any(|(name, _)| *name == key)
     }
 }
 
@@ -327,7 +329,7 @@ fn single(value: &Value) -> Option<&Value> {
 fn read_entry<'m>(
     entry: &'m (impl Object + ?Sized),
     path: &str,
-    names: &'m SideFields,
+    names: &'static SideFields,
     harmonization: &Harmonization,
     known: Known<'_>,
 ) -> Result<Entry<'m>> {
@@ -358,13 +360,13 @@ fn read_entry<'m>(
                 }
             }
             "LocalIP4" | "LocalIP6" => {
-                let field = &names.local_ip;
+                let field = names.local_ip.as_str();
                 match single(value).and_then(|item| {
                     accept(harmonization, known, &key_path, field, item.clone())
                         .ok()
                         .flatten()
                 }) {
-                    Some(ip) => read.fields.push((field.clone(), ip)),
+                    Some(ip) => read.fields.push((field, ip)),
                     None => {
                         read.leftover.insert(key.to_owned(), value.clone());
                     }
@@ -407,7 +409,7 @@ fn read_entry<'m>(
 /// field name on this side.
 fn read_side_field(
     read: &mut Entry<'_>,
-    (pair, field): (&Pair, &str),
+    (pair, field): (&Pair, &'static str),
     key: &str,
     value: &Value,
     path: &Dotted<'_>,
@@ -426,7 +428,7 @@ fn read_side_field(
         }
     }
     match <[Value; 1]>::try_from(accepted) {
-        Ok([clean]) if items.len() == 1 => read.fields.push((field.to_owned(), clean)),
+        Ok([clean]) if items.len() == 1 => read.fields.push((field, clean)),
         _ => {
             read.leftover.insert(key.to_owned(), value.clone());
         }
@@ -437,17 +439,32 @@ fn read_side_field(
 /// `Proto` by convention `[transport, application]`: the first name is the
 /// transport when it is one; the next is the application.
 fn read_protocol(names: &[&str], tables: &Tables) -> Protocol {
-    let lower: Vec<String> = names.iter().map(|name| name.to_lowercase()).collect();
+    let lower: Vec<Cow<str>> = names.iter().map(|name| lower_case(name)).collect();
     let (transport, rest) = match lower.split_first() {
-        Some((first, rest)) if tables.transports.contains(first) => (Some(first.clone()), rest),
+        // The list of transports is short: comparing costs less than hashing.
+        Some((first, rest)) if tables.transports.iter().any(|t| t == first) => (Some(first), rest),
         _ => (None, lower.as_slice()),
     };
-    let application = rest.first().cloned();
+    let application = rest.first();
     let exact = rest.len() <= 1 && lower.iter().zip(names).all(|(low, name)| low == name);
+    let text = |name: &Cow<str>| Value::String(name.clone().into_owned());
     Protocol {
-        transport: transport.map(Value::String),
-        application: application.map(Value::String),
+        transport: transport.map(text),
+        application: application.map(text),
         exact,
+    }
+}
+
+/// `name` in lower case, borrowed when it is already: protocol names
+/// usually are, and are plain ASCII.
+fn lower_case(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|byte| byte.is_ascii_uppercase() || !byte.is_ascii())
+    {
+        Cow::Owned(name.to_lowercase())
+    } else {
+        Cow::Borrowed(name)
     }
 }
 
@@ -513,17 +530,39 @@ fn network_address(network: IpNet) -> Address {
 /// The IntelMQ fields of one event of an entry (its address, if any).
 fn entry_fields(entry: &Entry<'_>, address: Option<&Address>, fields: &mut impl FieldSink) {
     for (key, value) in &entry.fields {
-        fields.set(key.clone(), value.clone());
+        fields.set(key, value.clone());
     }
     match address {
         Some(Address::Ip(ip)) => {
-            fields.set(entry.names.ip.clone(), ip.to_string().into());
+            fields.set(&entry.names.ip, address_text(*ip).into());
         }
         Some(Address::Network(network)) => {
-            fields.set(entry.names.network.clone(), network.to_string().into());
+            fields.set(&entry.names.network, network.to_string().into());
         }
         None => {}
     }
+}
+
+/// An address's text as `to_string` writes it; an IPv4 address, the usual
+/// case, without going through the formatting machinery.
+fn address_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// `protocol.transport` and `protocol.application` of an event.
@@ -533,7 +572,7 @@ fn protocol_fields(protocol: &Protocol, fields: &mut impl FieldSink) {
         ("protocol.application", &protocol.application),
     ] {
         if let Some(value) = value {
-            fields.set(key.to_owned(), value.clone());
+            fields.set(key, value.clone());
         }
     }
 }
@@ -554,7 +593,7 @@ fn message_fields(
                 value.clone(),
             )?;
             if let Some(clean) = clean {
-                fields.set(pair.intelmq.clone(), clean);
+                fields.set(&pair.intelmq, clean);
             }
         }
     }
@@ -588,7 +627,7 @@ fn hash_fields(attachments: &[&Map<String, Value>], fields: &mut impl FieldSink)
         let scheme = scheme.to_ascii_lowercase();
         if let Some(pair) = tables.hashes.iter().find(|pair| pair.idea == scheme) {
             if !fields.has(&pair.intelmq) && !digest.is_empty() {
-                fields.set(pair.intelmq.clone(), digest.into());
+                fields.set(&pair.intelmq, digest.into());
             }
         }
     }
@@ -676,7 +715,7 @@ fn attached_fields(
         let held = known.and_then(|fields| fields.get("raw"));
         let raw = harmonization.accept_known(MessageType::Event, "raw", content.clone(), held);
         if let Ok(Some(raw)) = raw {
-            fields.set("raw".to_owned(), raw);
+            fields.set("raw", raw);
         }
     }
     Ok(())
@@ -1036,6 +1075,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .ends_with("is a reversed range"));
+    }
+
+    #[test]
+    fn addresses_are_written_as_to_string_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.100.9.255",
+            "203.197.249.201",
+            "99.199.200.109",
+            "::1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(address_text(ip), ip.to_string());
+        }
+        for octet in 0..=u8::MAX {
+            let ip = IpAddr::from([octet, 0, octet, 255]);
+            assert_eq!(address_text(ip), ip.to_string());
+        }
     }
 
     #[test]
