@@ -13,8 +13,8 @@ use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
-/// The fields n6 requires in every event.
-const REQUIRED: [&str; 6] = [
+/// The fields n6 requires in every event (the encoder sets them first).
+pub(super) const REQUIRED: [&str; 6] = [
     "id",
     "source",
     "restriction",

@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::decode::{derived_envelopes, map_written};
+use super::decode::{derived_envelopes, map_written, REQUIRED};
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::Envelope;
@@ -26,17 +26,6 @@ const MAX_SOURCE: usize = 32;
 const MAX_PROVIDER: usize = 15;
 /// The channel part of a made-up `source` when the event names no feed.
 const DEFAULT_CHANNEL: &str = "intelmq";
-
-/// The keys `encode_group` sets before the mapped fields.
-const SET_FIRST: [&str; 7] = [
-    "id",
-    "source",
-    "restriction",
-    "confidence",
-    "category",
-    "time",
-    "address",
-];
 
 /// Encodes envelopes: each split group (by `meta.uuid.group` and
 /// `x-split`) becomes one n6 event, every other envelope one event.
@@ -96,8 +85,10 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
         n6.insert("address".into(), Value::Array(address));
     }
     for (key, intelmq) in &tables.fields {
-        // Only the keys set above are there yet.
-        if SET_FIRST.contains(&key.as_str()) && n6.contains_key(key) {
+        // Only the keys set above are there yet: the required ones and
+        // `address`.
+        let set_above = key == "address" || REQUIRED.contains(&key.as_str());
+        if set_above && n6.contains_key(key) {
             continue;
         }
         if let Some(value) = payload.get(intelmq) {
