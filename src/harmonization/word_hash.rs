@@ -2,7 +2,8 @@
 //!
 //! Every key of every event is looked up in the field table, and every
 //! classification value in the classification lists (and every n6 key in
-//! n6's constraints, `crate::formats::n6::mapping`). The tables are fixed
+//! n6's constraints, `crate::formats::n6::mapping`, and every classification
+//! type in IDEA's category tables, `crate::formats::idea::mapping`). The tables are fixed
 //! when the harmonization loads, so SipHash's protection against chosen keys
 //! buys nothing; a key's length and its first and last 8 bytes tell these
 //! names apart, in two multiply rounds whatever the length, where FNV-1a

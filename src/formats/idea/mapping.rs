@@ -2,10 +2,12 @@
 //! which IntelMQ field, and how `Category` and `classification.type`
 //! correspond. An integrator changes a mapping there, not here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
+
+use crate::harmonization::WordMap;
 
 const CATEGORY_JSON: &str = include_str!("../../../mappings/idea/category.json");
 const FIELDS_JSON: &str = include_str!("../../../mappings/idea/fields.json");
@@ -53,11 +55,11 @@ pub struct RefRule {
 
 #[derive(Deserialize)]
 struct CategoryTable {
-    to_idea: HashMap<String, String>,
+    to_idea: WordMap<String, String>,
     default_type: String,
-    source_type: HashMap<String, String>,
+    source_type: WordMap<String, String>,
     tor_node_type: String,
-    from_idea: HashMap<String, Vec<TypeRule>>,
+    from_idea: WordMap<String, Vec<TypeRule>>,
     fallback: String,
 }
 
