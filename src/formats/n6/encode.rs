@@ -15,7 +15,7 @@ use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::event::{Event, Known};
+use crate::event::Event;
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -204,8 +204,6 @@ fn carried(
     };
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
-    let mut accepted = mapped.accepted;
-    let shared_accepted = accepted.len();
     let mut parts = Vec::with_capacity(count);
     for (index, (member, takes)) in members.iter().zip(takes).enumerate() {
         // The last member takes the shared fields themselves.
@@ -214,21 +212,16 @@ fn carried(
         } else {
             common.clone()
         };
-        accepted.truncate(shared_accepted);
         if *takes {
             if let Some(address) = addresses.next() {
-                fields.extend(address);
-                accepted.extend(Tables::get().address_fields());
+                fields.append(address);
             }
         }
         // The member's values were checked when it was made; only a value
         // that differs from its own for the same field is checked again.
         let own = member.payload.fields();
-        let known = Known {
-            event: (member.meta.kind == MessageType::Event).then_some(own),
-            accepted: &accepted,
-        };
-        let rebuilt = Event::from_known_fields(MessageType::Event, fields, harmonization, known)?;
+        let known = (member.meta.kind == MessageType::Event).then_some(own);
+        let rebuilt = Event::from_draft(MessageType::Event, fields, harmonization, known)?;
         let mut part = difference(&member.payload, &rebuilt, &mut raw);
         if count > 1 && !*takes {
             let ip = member.payload.get("source.ip").cloned();
