@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::{Draft, Event, Fields};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
-use crate::harmonization::{Harmonization, MessageType};
+use crate::harmonization::{is_ignored, Harmonization, MessageType};
 
 /// The fields n6 requires in every event (the encoder sets them first).
 pub(super) const REQUIRED: [&str; 6] = [
@@ -186,7 +186,11 @@ fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
         return Err(Error::shape("not a JSON object: an n6 event is an object"));
     };
     let mut mapped = map_fields(n6, harmonization, None, Checks::Run)?;
-    mapped.common.push("raw".into(), raw_field(message));
+    // Base64 of a JSON text, canonical and never empty: what a `raw`
+    // field holds as it is.
+    mapped
+        .common
+        .push_accepted("raw".into(), raw_field(message));
     Ok(mapped)
 }
 
@@ -254,7 +258,7 @@ fn map_fields(
                 None => {
                     let extra = extra_name(key);
                     if harmonization.spec(MessageType::Event, &extra).is_some() {
-                        common.push(extra.into(), value.clone());
+                        push_extra_as(&mut common, extra, value.clone());
                     } else {
                         internal.insert(key.clone(), value.clone());
                     }
@@ -276,9 +280,21 @@ fn map_fields(
     })
 }
 
-/// Keeps an n6 value as it is in `extra.n6.<key>`.
+/// Keeps an n6 value as it is in `extra.n6.<key>`, for a `key` whose name
+/// there IntelMQ's sub-key rule accepts (the tables' own field names).
 fn push_extra(common: &mut Draft, key: &str, value: Value) {
-    common.push(extra_name(key).into(), value);
+    push_extra_as(common, extra_name(key), value);
+}
+
+/// Adds `extra` (an `extra.n6.*` name IntelMQ's sub-key rule accepts) with
+/// an n6 value as it is: a sub-key of `extra` holds any JSON value, so the
+/// harmonization accepts it as it is unless it is one IntelMQ drops.
+fn push_extra_as(common: &mut Draft, extra: String, value: Value) {
+    if is_ignored(&value) {
+        common.push(extra.into(), value);
+    } else {
+        common.push_accepted(extra.into(), value);
+    }
 }
 
 /// `extra.n6.<key>`, the IntelMQ field of an n6 key kept as it is.
@@ -464,5 +480,34 @@ impl Carried {
             meta,
             split,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// [`push_extra`] relies on it.
+    #[test]
+    fn the_tables_fields_are_extra_sub_keys() {
+        let harmonization = Harmonization::intelmq();
+        let tables = Tables::get();
+        let keys = tables.fields.iter().map(|(key, _)| key.as_str());
+        for key in keys.chain(["restriction", "category"]) {
+            let extra = extra_name(key);
+            assert!(
+                harmonization.spec(MessageType::Event, &extra).is_some(),
+                "{extra}"
+            );
+        }
+    }
+
+    /// [`map_event`] relies on it.
+    #[test]
+    fn raw_is_accepted_as_written() {
+        let raw = raw_field(&json!({"id": "é\n", "address": [{"ip": "192.0.2.1"}]}));
+        let accepted = Harmonization::intelmq().accept(MessageType::Event, "raw", raw.clone());
+        assert_eq!(accepted.unwrap(), Some(raw));
     }
 }
