@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 use super::decode::{derived_envelopes, map_written, REQUIRED};
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::formats::intelmq::META_KEY;
-use crate::formats::{raw_field, EncodeContext};
+use crate::formats::{json, raw_field, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
 /// Longest n6 `source` (`provider.channel`).
@@ -32,8 +32,128 @@ const DEFAULT_CHANNEL: &str = "intelmq";
 pub(super) fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
     groups(events)
         .iter()
-        .map(|members| encode_group(members, context))
+        .map(|members| encode_group(members, context).map(Encoded::into_value))
         .collect()
+}
+
+/// [`encode`] written as JSON Lines onto `out`, the `intelmq` field
+/// without being built as a [`Value`]; returns how many messages.
+pub(super) fn encode_lines(
+    events: &[Envelope],
+    context: &EncodeContext,
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let groups = groups(events);
+    let messages = groups
+        .iter()
+        .map(|members| encode_group(members, context))
+        .collect::<Result<Vec<_>>>()?;
+    for message in &messages {
+        message.write_json(out);
+        out.push(b'\n');
+    }
+    Ok(messages.len())
+}
+
+/// An n6 event made of a group, its `intelmq` field kept apart until the
+/// event is written or becomes a [`Value`].
+struct Encoded<'a> {
+    /// The n6 event without the `intelmq` field.
+    message: Value,
+    carrier: Option<Carrier<'a>>,
+}
+
+impl Encoded<'_> {
+    /// The whole n6 event.
+    fn into_value(self) -> Value {
+        let mut message = self.message;
+        if let (Some(carrier), Value::Object(n6)) = (self.carrier, &mut message) {
+            n6.insert(CARRIER.to_owned(), carrier.into_value());
+        }
+        message
+    }
+
+    /// Appends the JSON text of [`Encoded::into_value`].
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let (Some(carrier), Value::Object(n6)) = (&self.carrier, &self.message) else {
+            json::write_value(out, &self.message);
+            return;
+        };
+        // Where `into_value` puts it: in place of a key of that name (one
+        // from `extra.n6.intelmq`), else last.
+        let last = (!n6.contains_key(CARRIER)).then_some((CARRIER, None));
+        let members = n6.iter().map(|(key, value)| (key.as_str(), Some(value)));
+        json::write_members(out, members.chain(last), |out, (key, value)| {
+            json::write_str(out, key);
+            out.push(b':');
+            match value {
+                Some(value) if key != CARRIER => json::write_value(out, value),
+                _ => carrier.write_json(out),
+            }
+        });
+    }
+}
+
+/// What the `intelmq` field holds, or one event's part of it: the IntelMQ
+/// fields that decoding would not give back, then the meta when it
+/// travels ([`META_KEY`]), then the parts of a merged group's events
+/// ([`SPLIT`]). The meta stays a [`Meta`] until it is written.
+struct Carrier<'a> {
+    fields: Map<String, Value>,
+    meta: Option<&'a Meta>,
+    split: Vec<Carrier<'a>>,
+}
+
+/// A member of a [`Carrier`]'s JSON object.
+enum Member<'c> {
+    Field(&'c str, &'c Value),
+    Meta(&'c Meta),
+    Split(&'c [Carrier<'c>]),
+}
+
+impl Carrier<'_> {
+    /// Whether it holds nothing at all.
+    fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.meta.is_none() && self.split.is_empty()
+    }
+
+    /// Its JSON object.
+    fn into_value(self) -> Value {
+        let mut object = self.fields;
+        if let Some(meta) = self.meta {
+            object.insert(META_KEY.to_owned(), meta.to_value());
+        }
+        if !self.split.is_empty() {
+            let parts = self.split.into_iter().map(Carrier::into_value).collect();
+            object.insert(SPLIT.to_owned(), Value::Array(parts));
+        }
+        Value::Object(object)
+    }
+
+    /// Appends the JSON text of [`Carrier::into_value`].
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let fields = self
+            .fields
+            .iter()
+            .map(|(key, value)| Member::Field(key, value));
+        let meta = self.meta.map(Member::Meta);
+        let split = (!self.split.is_empty()).then_some(Member::Split(&self.split));
+        json::write_members(
+            out,
+            fields.chain(meta).chain(split),
+            |out, member| match member {
+                Member::Field(key, value) => json::write_entry(out, key, value),
+                Member::Meta(meta) => {
+                    json::write_plain_key(out, META_KEY);
+                    meta.write_json(out);
+                }
+                Member::Split(parts) => {
+                    json::write_plain_key(out, SPLIT);
+                    json::write_items(out, parts, |out, part| part.write_json(out));
+                }
+            },
+        );
+    }
 }
 
 /// Split events grouped by their group id, in split order; others alone.
@@ -60,7 +180,7 @@ fn groups(events: &[Envelope]) -> Vec<Vec<&Envelope>> {
         .collect()
 }
 
-fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value> {
+fn encode_group<'a>(members: &[&'a Envelope], context: &EncodeContext) -> Result<Encoded<'a>> {
     let harmonization = Harmonization::intelmq();
     let tables = Tables::get();
     let Some(first) = members.first() else {
@@ -119,18 +239,15 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
             n6.insert("replaces".into(), old.into());
         }
     }
-    let (mut message, raw) = adopt_raw_order(Value::Object(n6), payload);
+    let (message, raw) = adopt_raw_order(Value::Object(n6), payload);
     let raw = RebuiltRaw {
         message: &message,
         first: payload.get("raw"),
         known: raw,
         written: None,
     };
-    let carried = carried(raw, members, &takes, context, harmonization)?;
-    if let (Some(carried), Value::Object(n6)) = (carried, &mut message) {
-        n6.insert(CARRIER.to_owned(), Value::Object(carried));
-    }
-    Ok(message)
+    let carrier = carried(raw, members, &takes, context, harmonization)?;
+    Ok(Encoded { message, carrier })
 }
 
 /// Whether decoding the n6 event gives the first member's `raw` back,
@@ -171,13 +288,13 @@ impl RebuiltRaw<'_> {
 }
 
 /// The `intelmq` field: what decoding the n6 event would not give back.
-fn carried(
+fn carried<'a>(
     mut raw: RebuiltRaw,
-    members: &[&Envelope],
+    members: &[&'a Envelope],
     takes: &[bool],
     context: &EncodeContext,
     harmonization: &Harmonization,
-) -> Result<Option<Map<String, Value>>> {
+) -> Result<Option<Carrier<'a>>> {
     let known = members
         .first()
         .filter(|first| first.meta.kind == MessageType::Event)
@@ -222,38 +339,54 @@ fn carried(
         let own = member.payload.fields();
         let known = (member.meta.kind == MessageType::Event).then_some(own);
         let rebuilt = Event::from_draft(MessageType::Event, fields, harmonization, known)?;
-        let mut part = difference(&member.payload, &rebuilt, &mut raw);
+        let mut fields = difference(&member.payload, &rebuilt, &mut raw);
         if count > 1 && !*takes {
             let ip = member.payload.get("source.ip").cloned();
-            part.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
+            fields.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
         }
+        let mut meta = None;
         if derived
             .get(index)
             .is_none_or(|derived| member.meta != derived.meta)
         {
-            part.insert(META_KEY.to_owned(), member.meta.to_value());
+            if fields.contains_key(META_KEY) {
+                // A field of that name holds the place the meta takes.
+                fields.insert(META_KEY.to_owned(), member.meta.to_value());
+            } else {
+                meta = Some(&member.meta);
+            }
         }
-        parts.push(part);
+        parts.push(Carrier {
+            fields,
+            meta,
+            split: Vec::new(),
+        });
     }
     let mut parts = parts.into_iter();
     let Some(mut shared) = parts.next() else {
         return Ok(None);
     };
-    let mut rest: Vec<Map<String, Value>> = parts.collect();
+    let mut rest: Vec<Carrier> = parts.collect();
     if !rest.is_empty() {
         // Fields all events carry alike are written once; the rest per event.
-        let mut own = shared.clone();
-        shared.retain(|key, value| {
-            key != META_KEY && key != "source.ip" && rest.iter().all(|p| p.get(key) == Some(value))
+        let mut own = Carrier {
+            fields: shared.fields.clone(),
+            meta: shared.meta.take(),
+            split: Vec::new(),
+        };
+        shared.fields.retain(|key, value| {
+            key != META_KEY
+                && key != "source.ip"
+                && rest.iter().all(|p| p.fields.get(key) == Some(value))
         });
-        own.retain(|key, _| !shared.contains_key(key));
+        own.fields.retain(|key, _| !shared.fields.contains_key(key));
         for part in &mut rest {
-            part.retain(|key, _| !shared.contains_key(key));
+            part.fields
+                .retain(|key, _| !shared.fields.contains_key(key));
         }
         rest.insert(0, own);
         if rest.iter().any(|part| !part.is_empty()) {
-            let parts = rest.into_iter().map(Value::Object).collect();
-            shared.insert(SPLIT.to_owned(), Value::Array(parts));
+            shared.split = rest;
         }
     }
     Ok((!shared.is_empty()).then_some(shared))
