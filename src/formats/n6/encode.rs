@@ -7,6 +7,8 @@
 //! one it would add), and the meta when it is not the derived one. So a
 //! round trip through n6 gives back the same envelopes, field for field.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -15,7 +17,7 @@ use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{same_name, Event};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{json, raw_field, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
@@ -99,7 +101,7 @@ impl Encoded<'_> {
 /// travels ([`META_KEY`]), then the parts of a merged group's events
 /// ([`SPLIT`]). The meta stays a [`Meta`] until it is written.
 struct Carrier<'a> {
-    fields: Map<String, Value>,
+    fields: CarriedFields<'a>,
     meta: Option<&'a Meta>,
     split: Vec<Carrier<'a>>,
 }
@@ -119,7 +121,7 @@ impl Carrier<'_> {
 
     /// Its JSON object.
     fn into_value(self) -> Value {
-        let mut object = self.fields;
+        let mut object = self.fields.into_map();
         if let Some(meta) = self.meta {
             object.insert(META_KEY.to_owned(), meta.to_value());
         }
@@ -153,6 +155,68 @@ impl Carrier<'_> {
                 }
             },
         );
+    }
+}
+
+/// The IntelMQ fields of a [`Carrier`] in their order, set as
+/// `serde_json::Map::insert` sets them (in place when there, last
+/// otherwise): a short list of the carried event's own names and values,
+/// borrowed, that are neither copied nor hashed.
+#[derive(Clone, Default)]
+struct CarriedFields<'a> {
+    entries: Vec<(Cow<'a, str>, Cow<'a, Value>)>,
+}
+
+impl<'a> CarriedFields<'a> {
+    /// The value of a field.
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .find(|(name, _)| same_name(name, key))
+            .map(|(_, value)| value.as_ref())
+    }
+
+    /// Whether the field is there.
+    fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets a field: in its place when it is there, last otherwise.
+    fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Cow<'a, Value>) {
+        let key = key.into();
+        match self
+            .entries
+            .iter_mut()
+            .find(|(name, _)| same_name(name, &key))
+        {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Keeps only the fields `keep` says to.
+    fn retain(&mut self, mut keep: impl FnMut(&str, &Value) -> bool) {
+        self.entries.retain(|(name, value)| keep(name, value));
+    }
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Names and values in their order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries
+            .iter()
+            .map(|(name, value)| (name.as_ref(), value.as_ref()))
+    }
+
+    /// A JSON object of the fields, in their order.
+    fn into_map(self) -> Map<String, Value> {
+        self.entries
+            .into_iter()
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect()
     }
 }
 
@@ -341,8 +405,11 @@ fn carried<'a>(
         let rebuilt = Event::from_draft(MessageType::Event, fields, harmonization, known)?;
         let mut fields = difference(&member.payload, &rebuilt, &mut raw);
         if count > 1 && !*takes {
-            let ip = member.payload.get("source.ip").cloned();
-            fields.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
+            let ip = member.payload.get("source.ip");
+            fields.insert(
+                "source.ip",
+                ip.map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+            );
         }
         let mut meta = None;
         if derived
@@ -351,7 +418,7 @@ fn carried<'a>(
         {
             if fields.contains_key(META_KEY) {
                 // A field of that name holds the place the meta takes.
-                fields.insert(META_KEY.to_owned(), member.meta.to_value());
+                fields.insert(META_KEY, Cow::Owned(member.meta.to_value()));
             } else {
                 meta = Some(&member.meta);
             }
@@ -396,24 +463,24 @@ fn carried<'a>(
 /// otherwise, and `null` for those `rebuilt` has in excess. Decoding puts
 /// `raw` after the shared fields and before the address's, which are the
 /// member's own and so never in excess: its `null` comes last.
-fn difference(wanted: &Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> Map<String, Value> {
-    let mut part = Map::new();
+fn difference<'a>(wanted: &'a Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> CarriedFields<'a> {
+    let mut part = CarriedFields::default();
     for (key, value) in wanted.fields() {
         let same = match key {
             "raw" => raw.is(value),
             _ => rebuilt.get(key) == Some(value),
         };
         if !same {
-            part.insert(key.to_owned(), value.clone());
+            part.insert(key, Cow::Borrowed(value));
         }
     }
     for key in rebuilt.fields().keys() {
         if wanted.get(key).is_none() {
-            part.insert(key.to_owned(), Value::Null);
+            part.insert(key.to_owned(), Cow::Owned(Value::Null));
         }
     }
     if wanted.get("raw").is_none() {
-        part.insert("raw".to_owned(), Value::Null);
+        part.insert("raw", Cow::Owned(Value::Null));
     }
     part
 }
@@ -592,13 +659,11 @@ fn address_list(members: &[&Envelope], tables: &Tables) -> (Vec<Value>, Vec<bool
         seen.push(ip);
         let mut item = Map::with_capacity(3);
         item.insert("ip".into(), ip.into());
-        for key in ["cc", "asn"] {
+        for (key, constraint) in [("cc", "address.cc"), ("asn", "address.asn")] {
             let value = tables
                 .address_field(key)
                 .and_then(|field| payload.get(field));
-            if let Some(value) =
-                value.filter(|v| tables.check(&format!("address.{key}"), v).is_ok())
-            {
+            if let Some(value) = value.filter(|v| tables.check(constraint, v).is_ok()) {
                 item.insert(key.into(), value.clone());
             }
         }
@@ -644,6 +709,34 @@ mod tests {
             assert_eq!(made, expected);
             assert!(tables.check("source", &Value::from(made)).is_ok());
         }
+    }
+
+    #[test]
+    fn lines_are_the_messages_written_out() {
+        let event = |feed: &str, ip: &str| {
+            let mut fields = Map::new();
+            fields.insert("feed.name".into(), feed.into());
+            fields.insert("source.ip".into(), ip.into());
+            fields.insert("time.source".into(), "2026-01-01T10:00:00+00:00".into());
+            let payload = Event::from_fields(MessageType::Event, fields, Harmonization::intelmq());
+            Envelope::new(payload.unwrap(), MessageType::Event, "intelmq", "here")
+        };
+        // A group whose events differ (its carrier has a split list, with
+        // the meta of each event) and an event alone.
+        let mut group = vec![event("a", "192.0.2.1"), event("b", "2001:db8::1")];
+        link_split_group(&mut group, "g");
+        group.push(event("c", "192.0.2.3"));
+        let context = EncodeContext::new("here");
+        let mut expected = Vec::new();
+        for message in encode(&group, &context).unwrap() {
+            json::write_value(&mut expected, &message);
+            expected.push(b'\n');
+        }
+        let mut lines = Vec::new();
+        assert_eq!(encode_lines(&group, &context, &mut lines).unwrap(), 2);
+        let lines = String::from_utf8(lines).unwrap();
+        assert!(lines.contains(r#""split":[{"#) && lines.contains(META_KEY));
+        assert_eq!(Ok(lines), String::from_utf8(expected));
     }
 
     #[test]
