@@ -235,10 +235,12 @@ fn map_fields(
     }
     let mut common = Draft::with_capacity(n6.len() + 4);
     let mut internal = Map::new();
+    let mut named = Named::default();
     for (key, value) in n6 {
         if checks == Checks::Run {
             tables.check(key, value)?;
         }
+        named.note(key, value);
         match key.as_str() {
             "id" | "address" | "category" | CARRIER => {}
             "confidence" => {
@@ -270,14 +272,42 @@ fn map_fields(
         // An n6 key `internal` of its own has this name too: replaced.
         common.insert(extra_name(INTERNAL).into(), Value::Object(internal));
     }
-    classify(&mut common, n6, tables)?;
-    let text = |field: &str| n6.get(field).and_then(Value::as_str).map(str::to_owned);
+    classify(&mut common, &named, tables)?;
     Ok(Mapped {
-        id: text("id").unwrap_or_default(),
-        replaces: text("replaces"),
-        addresses: map_addresses(n6.get("address"), harmonization, known, checks)?,
+        id: named.id.unwrap_or_default().to_owned(),
+        replaces: named.replaces.map(str::to_owned),
+        addresses: map_addresses(named.address, harmonization, known, checks)?,
         common,
     })
+}
+
+/// The n6 fields that mapping reads by name too, besides mapping each in
+/// turn: noted as the mapping meets them, not looked up again.
+#[derive(Default)]
+struct Named<'n> {
+    id: Option<&'n str>,
+    replaces: Option<&'n str>,
+    category: Option<&'n str>,
+    name: Option<&'n str>,
+    /// `type`.
+    kind: Option<&'n str>,
+    address: Option<&'n Value>,
+}
+
+impl<'n> Named<'n> {
+    /// Notes the value of `key` when it is one of them.
+    fn note(&mut self, key: &str, value: &'n Value) {
+        let text = value.as_str();
+        match key {
+            "id" => self.id = text,
+            "replaces" => self.replaces = text,
+            "category" => self.category = text,
+            "name" => self.name = text,
+            "type" => self.kind = text,
+            "address" => self.address = Some(value),
+            _ => {}
+        }
+    }
 }
 
 /// Keeps an n6 value as it is in `extra.n6.<key>`, for a `key` whose name
@@ -336,23 +366,16 @@ fn map_field(
 
 /// `category` (and `type` for blacklists, `name` for bots) → the IntelMQ
 /// classification.
-fn classify(common: &mut Draft, n6: &Map<String, Value>, tables: &Tables) -> Result<()> {
-    let category = n6
-        .get("category")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+fn classify(common: &mut Draft, named: &Named, tables: &Tables) -> Result<()> {
+    let category = named.category.unwrap_or_default();
     let row = tables
         .classification(category)
         .ok_or_else(|| Error::invalid("category", &category.into(), "has no classification"))?;
-    let name = n6.get("name").and_then(Value::as_str);
-    let identifier = match name {
+    let identifier = match named.name {
         Some(name) if row.identifier_from_name => name,
         _ => row.identifier.as_str(),
     };
-    let blacklist = n6
-        .get("type")
-        .and_then(Value::as_str)
-        .and_then(|kind| tables.blacklist(kind));
+    let blacklist = named.kind.and_then(|kind| tables.blacklist(kind));
     let (taxonomy, kind) = match blacklist {
         Some(pair) => {
             // The category is not recoverable from other / blacklist.
