@@ -181,6 +181,13 @@ impl<'a> CarriedFields<'a> {
         self.get(key).is_some()
     }
 
+    /// Appends a field that is not there yet.
+    fn push(&mut self, key: impl Into<Cow<'a, str>>, value: Cow<'a, Value>) {
+        let key = key.into();
+        debug_assert!(!self.contains_key(&key), "{key} is there already");
+        self.entries.push((key, value));
+    }
+
     /// Sets a field: in its place when it is there, last otherwise.
     fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Cow<'a, Value>) {
         let key = key.into();
@@ -470,13 +477,14 @@ fn difference<'a>(wanted: &'a Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> C
             "raw" => raw.is(value),
             _ => rebuilt.get(key) == Some(value),
         };
+        // The names of an event are distinct.
         if !same {
-            part.insert(key, Cow::Borrowed(value));
+            part.push(key, Cow::Borrowed(value));
         }
     }
     for key in rebuilt.fields().keys() {
         if wanted.get(key).is_none() {
-            part.insert(key.to_owned(), Cow::Owned(Value::Null));
+            part.push(key.to_owned(), Cow::Owned(Value::Null));
         }
     }
     if wanted.get("raw").is_none() {
