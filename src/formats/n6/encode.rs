@@ -327,7 +327,8 @@ fn encode_group<'a>(members: &[&'a Envelope], context: &EncodeContext) -> Result
 enum RawMatch {
     /// Its `raw` holds this very n6 event, in the text decoding writes.
     Same,
-    /// It has no `raw`, or one that is no JSON text at all.
+    /// It has no `raw`, or one that is not the JSON text of an object
+    /// (so not of this n6 event).
     Other,
     /// Only writing the event out tells.
     Unknown,
@@ -496,7 +497,10 @@ fn difference<'a>(wanted: &'a Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> C
 /// When `raw` holds this very n6 event, its key order is kept, so decoding
 /// gives the same `raw` again; also whether it does.
 fn adopt_raw_order(message: Value, payload: &Event) -> (Value, RawMatch) {
-    let Some(raw) = payload.get_str("raw") else {
+    let Some(raw) = payload
+        .get_str("raw")
+        .filter(|raw| !starts_with_no_object(raw))
+    else {
         return (message, RawMatch::Other);
     };
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
@@ -509,6 +513,24 @@ fn adopt_raw_order(message: Value, payload: &Event) -> (Value, RawMatch) {
         Ok(_) => (message, RawMatch::Unknown),
         Err(_) => (message, RawMatch::Other),
     }
+}
+
+/// Whether base64 `raw` begins with a text that is no JSON object (such as
+/// a parser's CSV line), told by its first three bytes, before the whole
+/// text is decoded and parsed.
+fn starts_with_no_object(raw: &str) -> bool {
+    let mut head = [0; 3];
+    let decoded = raw
+        .get(..4)
+        .and_then(|symbols| {
+            let engine = base64::engine::general_purpose::STANDARD;
+            engine.decode_slice(symbols, &mut head).ok()
+        })
+        .unwrap_or(0);
+    let first = head[..decoded]
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+    first.is_some_and(|byte| *byte != b'{')
 }
 
 /// The n6 id: the event's own n6 id when it came from n6, else the group's
@@ -745,6 +767,17 @@ mod tests {
         let lines = String::from_utf8(lines).unwrap();
         assert!(lines.contains(r#""split":[{"#) && lines.contains(META_KEY));
         assert_eq!(Ok(lines), String::from_utf8(expected));
+    }
+
+    #[test]
+    fn only_raws_that_may_hold_an_object_are_read() {
+        let raw = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        assert!(starts_with_no_object(&raw("2026-01-01,192.0.2.1")));
+        assert!(starts_with_no_object(&raw("[{}]")));
+        assert!(!starts_with_no_object(&raw("{\"id\": 1}")));
+        assert!(!starts_with_no_object(&raw(" \n\t{}")));
+        assert!(!starts_with_no_object(&raw("   ")));
+        assert!(!starts_with_no_object("no base64"));
     }
 
     #[test]
