@@ -224,10 +224,11 @@ fn map_fields(
     checks: Checks,
 ) -> Result<Mapped> {
     let tables = Tables::get();
+    // A scan of the event's few keys costs less than hashing each name.
     let missing = REQUIRED
         .into_iter()
         .filter(|_| checks == Checks::Run)
-        .find(|field| !n6.contains_key(*field));
+        .find(|field| !n6.keys().any(|key| key == field));
     if let Some(field) = missing {
         return Err(Error::Missing {
             field: field.to_owned(),
