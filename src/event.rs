@@ -13,7 +13,7 @@ const TYPE: &str = "classification.type";
 
 /// A field's name: borrowed when it is a name the program holds anyway (a
 /// constant, or the harmonization table's own), owned otherwise.
-type FieldName = Cow<'static, str>;
+pub(crate) type FieldName = Cow<'static, str>;
 
 /// The fields of one message in their order of arrival.
 ///
@@ -145,25 +145,100 @@ impl Serialize for Fields {
     }
 }
 
-/// What is known of the fields an [`Event`] is built from
-/// ([`Event::from_known_fields`]), so that not every value is checked again.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Known<'a> {
-    /// The fields of the event (of the same kind) the fields were rebuilt
-    /// from by decoding what it was encoded to: a value equal to that
-    /// event's own for the same field is kept as it is
-    /// ([`Harmonization::accept_known`]).
-    pub event: Option<&'a Fields>,
-    /// Fields whose values the harmonization has already accepted for
-    /// them (and would so give back as they are): kept as they are.
-    pub accepted: &'a [&'a str],
+/// Fields on their way into an [`Event`] ([`Event::from_draft`]), in
+/// order, each marked with whether the harmonization has accepted its value
+/// for it already: such a value is kept as it is, the others are checked.
+///
+/// A decoder that maps a native message field by field fills one with the
+/// table's own names, so the fields are not built as a JSON object first
+/// and walked again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Draft {
+    entries: Vec<Drafted>,
+}
+
+/// One field of a [`Draft`].
+#[derive(Debug, Clone)]
+struct Drafted {
+    name: FieldName,
+    value: Value,
+    /// Whether [`Harmonization::accept`] has given back `value` for `name`
+    /// (as it would again).
+    accepted: bool,
+}
+
+impl Draft {
+    /// Empty, with room for `capacity` fields.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Draft {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Appends a field that is not there yet, its value still to be checked.
+    pub(crate) fn push(&mut self, name: FieldName, value: Value) {
+        self.push_entry(name, value, false);
+    }
+
+    /// Appends a field that is not there yet with a value the harmonization
+    /// has accepted for it.
+    pub(crate) fn push_accepted(&mut self, name: FieldName, value: Value) {
+        self.push_entry(name, value, true);
+    }
+
+    fn push_entry(&mut self, name: FieldName, value: Value, accepted: bool) {
+        debug_assert!(!self.contains_key(&name), "{name} is there already");
+        self.entries.push(Drafted {
+            name,
+            value,
+            accepted,
+        });
+    }
+
+    /// Sets a field, its value still to be checked: in its place when it is
+    /// there, last otherwise (as `serde_json::Map::insert` does).
+    pub(crate) fn insert(&mut self, name: FieldName, value: Value) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|entry| same_name(&entry.name, &name))
+        {
+            Some(entry) => {
+                entry.value = value;
+                entry.accepted = false;
+            }
+            None => self.push(name, value),
+        }
+    }
+
+    /// Appends the fields of `other`, none of which is here yet.
+    pub(crate) fn append(&mut self, mut other: Draft) {
+        debug_assert!(other.entries.iter().all(|e| !self.contains_key(&e.name)));
+        self.entries.append(&mut other.entries);
+    }
+
+    /// Whether the field is there.
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.entries.iter().any(|entry| same_name(&entry.name, key))
+    }
+}
+
+/// Fields of a JSON object (such as those a native message carries for
+/// IntelMQ), set in turn as [`Draft::insert`] does.
+impl Extend<(String, Value)> for Draft {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, fields: I) {
+        for (name, value) in fields {
+            self.insert(name.into(), value);
+        }
+    }
 }
 
 /// The flat dotted fields of one IntelMQ message (an Event, or a Report when
 /// the envelope says so), every value accepted by IntelMQ's harmonization.
 ///
-/// The only ways in are [`Event::from_fields`] and [`Event::set`], which check
-/// and sanitise, so an `Event` is always what an IntelMQ bot would accept.
+/// The only ways in are [`Event::from_fields`] (or [`Event::from_draft`])
+/// and [`Event::set`], which check and sanitise, so an `Event` is always
+/// what an IntelMQ bot would accept.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[serde(transparent)]
 pub struct Event {
@@ -179,45 +254,76 @@ impl Event {
         fields: Map<String, Value>,
         harmonization: &Harmonization,
     ) -> Result<Self> {
-        Self::from_known_fields(kind, fields, harmonization, Known::default())
+        let has_extra = fields.contains_key(EXTRA);
+        let entries = fields.into_iter().map(|(name, value)| Drafted {
+            name: name.into(),
+            value,
+            accepted: false,
+        });
+        Self::from_entries(kind, entries, has_extra, harmonization, None)
     }
 
-    /// [`Event::from_fields`] for fields of which something is `known`: a
-    /// value known to be accepted already is kept without being checked
-    /// again, so the result is the same as `from_fields` gives, at less
-    /// cost.
-    pub(crate) fn from_known_fields(
+    /// [`Event::from_fields`] for a [`Draft`]: its accepted values are kept
+    /// without being checked again, and so is a value equal to the one
+    /// `known` (the fields of an event of the same kind that the draft was
+    /// rebuilt from) holds for the same field
+    /// ([`Harmonization::accept_known`]). The result is the same as
+    /// `from_fields` gives, at less cost.
+    pub(crate) fn from_draft(
         kind: MessageType,
-        fields: Map<String, Value>,
+        draft: Draft,
         harmonization: &Harmonization,
-        known: Known,
+        known: Option<&Fields>,
     ) -> Result<Self> {
-        let held = |key: &str| known.event.and_then(|known| known.get(key));
-        let accepted = |key: &str| known.accepted.iter().any(|name| same_name(name, key));
+        let has_extra = draft.contains_key(EXTRA);
+        let entries = draft.entries.into_iter();
+        Self::from_entries(kind, entries, has_extra, harmonization, known)
+    }
+
+    /// Checks fields with distinct names in turn; `has_extra` says whether
+    /// one of them is `extra`.
+    fn from_entries(
+        kind: MessageType,
+        entries: impl ExactSizeIterator<Item = Drafted>,
+        has_extra: bool,
+        harmonization: &Harmonization,
+        known: Option<&Fields>,
+    ) -> Result<Self> {
+        let held = |key: &str| known.and_then(|known| known.get(key));
         let mut event = Event {
-            fields: Fields::with_capacity(fields.len()),
+            fields: Fields::with_capacity(entries.len()),
         };
-        if fields.contains_key(EXTRA) {
+        if has_extra {
             // `extra` expands into sub-keys where it stands, which may meet
             // a sub-key also given on its own: each field is set in turn.
-            for (key, value) in fields {
-                if accepted(&key) {
-                    event.fields.insert(key.into(), value);
+            for Drafted {
+                name,
+                value,
+                accepted,
+            } in entries
+            {
+                if accepted {
+                    event.fields.insert(name, value);
                     continue;
                 }
-                let held = held(&key);
-                event.insert_checked(kind, key.into(), (value, held), harmonization)?;
+                let held = held(&name);
+                event.insert_checked(kind, name, (value, held), harmonization)?;
             }
         } else {
-            // The keys of a map are distinct: each value kept is appended.
-            for (key, value) in fields {
-                let clean = if accepted(&key) {
+            // The names are distinct: each value kept is appended.
+            for Drafted {
+                name,
+                value,
+                accepted,
+            } in entries
+            {
+                let clean = if accepted {
                     Some(value)
                 } else {
-                    harmonization.accept_known(kind, &key, value, held(&key))?
+                    harmonization.accept_known(kind, &name, value, held(&name))?
                 };
                 if let Some(clean) = clean {
-                    event.fields.entries.push((key.into(), clean));
+                    event.fields.entries.push((name, clean));
                 }
             }
         }

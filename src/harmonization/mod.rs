@@ -460,7 +460,9 @@ fn is_valid_subkey(key: &str) -> bool {
     starts_well && first_part >= 2 && previous != b'.'
 }
 
-fn is_ignored(value: &Value) -> bool {
+/// Whether IntelMQ drops `value` rather than set a field to it (`null`,
+/// `""`, `"-"`, `"N/A"`).
+pub fn is_ignored(value: &Value) -> bool {
     match value {
         Value::Null => true,
         Value::String(text) => IGNORED_VALUES.contains(&text.as_str()),

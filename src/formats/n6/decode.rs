@@ -8,10 +8,10 @@ use super::mapping::{is_n6_ipv4, Tables};
 use super::{CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
 use crate::envelope::{derived_id, link_split_group, Envelope, Ids, Meta};
 use crate::error::{Error, Result};
-use crate::event::{Event, Fields, Known};
+use crate::event::{Draft, Event, Fields};
 use crate::formats::intelmq::META_KEY;
 use crate::formats::{raw_field, DecodeContext};
-use crate::harmonization::{Harmonization, MessageType};
+use crate::harmonization::{is_ignored, Harmonization, MessageType};
 
 /// The fields n6 requires in every event (the encoder sets them first).
 pub(super) const REQUIRED: [&str; 6] = [
@@ -30,12 +30,9 @@ pub(super) struct Mapped {
     /// The n6 `replaces`, the id of the event this one supersedes.
     pub replaces: Option<String>,
     /// The fields every split event shares.
-    pub common: Map<String, Value>,
+    pub common: Draft,
     /// The `source.*` fields of each `address` item, in order.
-    pub addresses: Vec<Map<String, Value>>,
-    /// The fields of `common` whose values the harmonization has accepted
-    /// already (the `address` items' all are).
-    pub accepted: Vec<&'static str>,
+    pub addresses: Vec<Draft>,
 }
 
 /// What the `intelmq` custom field carries: the IntelMQ fields n6 has no
@@ -80,7 +77,6 @@ fn build_events(
     );
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
-    let mut accepted = Vec::with_capacity(mapped.accepted.len() + 3);
     for (index, envelope) in envelopes.iter_mut().enumerate() {
         let part = parts.as_mut().and_then(|parts| parts.get_mut(index));
         let part = part.map(std::mem::take);
@@ -95,21 +91,12 @@ fn build_events(
         let takes_address = part
             .as_ref()
             .is_none_or(|part| !part.fields.contains_key("source.ip"));
-        accepted.clear();
-        accepted.extend_from_slice(&mapped.accepted);
         if takes_address {
             if let Some(address) = addresses.next() {
-                fields.extend(address);
-                accepted.extend(Tables::get().address_fields());
+                fields.append(address);
             }
         }
         // What the `intelmq` field gives replaces them.
-        if !carried.fields.is_empty() || part.is_some() {
-            accepted.retain(|key| {
-                let given = |carried: &Carried| carried.fields.contains_key(*key);
-                !given(&carried) && !part.as_ref().is_some_and(given)
-            });
-        }
         if last {
             fields.extend(std::mem::take(&mut carried.fields));
         } else {
@@ -124,12 +111,8 @@ fn build_events(
             fields.extend(part.fields);
             meta = part.meta.or(meta);
         }
-        let known = Known {
-            event: None,
-            accepted: &accepted,
-        };
         envelope.payload =
-            Event::from_known_fields(MessageType::Event, fields, context.harmonization, known)?;
+            Event::from_draft(MessageType::Event, fields, context.harmonization, None)?;
         if let Some(meta) = meta {
             let meta = Meta::from_value(meta)
                 .map_err(|error| Error::shape(format!("{CARRIER}.{META_KEY}: {error}")))?;
@@ -203,7 +186,11 @@ fn map_event(message: &Value, harmonization: &Harmonization) -> Result<Mapped> {
         return Err(Error::shape("not a JSON object: an n6 event is an object"));
     };
     let mut mapped = map_fields(n6, harmonization, None, Checks::Run)?;
-    mapped.common.insert("raw".to_owned(), raw_field(message));
+    // Base64 of a JSON text, canonical and never empty: what a `raw`
+    // field holds as it is.
+    mapped
+        .common
+        .push_accepted("raw".into(), raw_field(message));
     Ok(mapped)
 }
 
@@ -237,44 +224,44 @@ fn map_fields(
     checks: Checks,
 ) -> Result<Mapped> {
     let tables = Tables::get();
+    // A scan of the event's few keys costs less than hashing each name.
     let missing = REQUIRED
         .into_iter()
         .filter(|_| checks == Checks::Run)
-        .find(|field| !n6.contains_key(*field));
+        .find(|field| !n6.keys().any(|key| key == field));
     if let Some(field) = missing {
         return Err(Error::Missing {
             field: field.to_owned(),
         });
     }
-    let mut common = Map::with_capacity(n6.len() + 4);
-    let mut accepted = Vec::with_capacity(n6.len());
+    let mut common = Draft::with_capacity(n6.len() + 4);
     let mut internal = Map::new();
+    let mut named = Named::default();
     for (key, value) in n6 {
         if checks == Checks::Run {
             tables.check(key, value)?;
         }
+        named.note(key, value);
         match key.as_str() {
             "id" | "address" | "category" | CARRIER => {}
             "confidence" => {
                 let accuracy = value.as_str().and_then(|c| tables.accuracy_of(c));
-                common.insert("feed.accuracy".to_owned(), accuracy.into());
+                common.push("feed.accuracy".into(), accuracy.into());
             }
             "restriction" => {
                 let tlp = value.as_str().and_then(|r| tables.tlp_of(r));
-                common.insert("tlp".to_owned(), tlp.into());
-                insert_extra(&mut common, key, value);
+                common.push("tlp".into(), tlp.into());
+                push_extra(&mut common, key, value.clone());
             }
             _ => match tables.intelmq_field(key) {
                 Some(intelmq) => {
                     let held = known.and_then(|known| known.get(intelmq));
-                    if map_field(&mut common, key, intelmq, (value, held), harmonization)? {
-                        accepted.push(intelmq);
-                    }
+                    map_field(&mut common, key, intelmq, (value, held), harmonization)?;
                 }
                 None => {
                     let extra = extra_name(key);
                     if harmonization.spec(MessageType::Event, &extra).is_some() {
-                        common.insert(extra, value.clone());
+                        push_extra_as(&mut common, extra, value.clone());
                     } else {
                         internal.insert(key.clone(), value.clone());
                     }
@@ -283,22 +270,62 @@ fn map_fields(
         }
     }
     if !internal.is_empty() {
-        common.insert(extra_name(INTERNAL), Value::Object(internal));
+        // An n6 key `internal` of its own has this name too: replaced.
+        common.insert(extra_name(INTERNAL).into(), Value::Object(internal));
     }
-    classify(&mut common, n6, tables)?;
-    let text = |field: &str| n6.get(field).and_then(Value::as_str).map(str::to_owned);
+    classify(&mut common, &named, tables)?;
     Ok(Mapped {
-        id: text("id").unwrap_or_default(),
-        replaces: text("replaces"),
-        addresses: map_addresses(n6.get("address"), harmonization, known, checks)?,
+        id: named.id.unwrap_or_default().to_owned(),
+        replaces: named.replaces.map(str::to_owned),
+        addresses: map_addresses(named.address, harmonization, known, checks)?,
         common,
-        accepted,
     })
 }
 
-/// Keeps an n6 value as it is in `extra.n6.<key>`.
-fn insert_extra(common: &mut Map<String, Value>, key: &str, value: &Value) {
-    common.insert(extra_name(key), value.clone());
+/// The n6 fields that mapping reads by name too, besides mapping each in
+/// turn: noted as the mapping meets them, not looked up again.
+#[derive(Default)]
+struct Named<'n> {
+    id: Option<&'n str>,
+    replaces: Option<&'n str>,
+    category: Option<&'n str>,
+    name: Option<&'n str>,
+    /// `type`.
+    kind: Option<&'n str>,
+    address: Option<&'n Value>,
+}
+
+impl<'n> Named<'n> {
+    /// Notes the value of `key` when it is one of them.
+    fn note(&mut self, key: &str, value: &'n Value) {
+        let text = value.as_str();
+        match key {
+            "id" => self.id = text,
+            "replaces" => self.replaces = text,
+            "category" => self.category = text,
+            "name" => self.name = text,
+            "type" => self.kind = text,
+            "address" => self.address = Some(value),
+            _ => {}
+        }
+    }
+}
+
+/// Keeps an n6 value as it is in `extra.n6.<key>`, for a `key` whose name
+/// there IntelMQ's sub-key rule accepts (the tables' own field names).
+fn push_extra(common: &mut Draft, key: &str, value: Value) {
+    push_extra_as(common, extra_name(key), value);
+}
+
+/// Adds `extra` (an `extra.n6.*` name IntelMQ's sub-key rule accepts) with
+/// an n6 value as it is: a sub-key of `extra` holds any JSON value, so the
+/// harmonization accepts it as it is unless it is one IntelMQ drops.
+fn push_extra_as(common: &mut Draft, extra: String, value: Value) {
+    if is_ignored(&value) {
+        common.push(extra.into(), value);
+    } else {
+        common.push_accepted(extra.into(), value);
+    }
 }
 
 /// `extra.n6.<key>`, the IntelMQ field of an n6 key kept as it is.
@@ -311,70 +338,56 @@ fn extra_name(key: &str) -> String {
 /// `extra.n6.<field>` too, so the way back gives it exactly. `time` is
 /// always written in the API form, so only its IntelMQ form is kept.
 /// `held` is a known event's value of the IntelMQ field, if any. True
-/// when the IntelMQ field is set (to a value the harmonization accepted).
+/// The IntelMQ field is set only to a value the harmonization accepted.
 fn map_field(
-    common: &mut Map<String, Value>,
+    common: &mut Draft,
     key: &str,
-    intelmq: &str,
+    intelmq: &'static str,
     (value, held): (&Value, Option<&Value>),
     harmonization: &Harmonization,
-) -> Result<bool> {
+) -> Result<()> {
     let accepted = harmonization.accept_known(MessageType::Event, intelmq, value.clone(), held);
     if key == "time" {
         let time = accepted?.ok_or_else(|| Error::invalid(key, value, "is not a date and time"))?;
-        common.insert(intelmq.to_owned(), time);
-        return Ok(true);
+        common.push_accepted(intelmq.into(), time);
+        return Ok(());
     }
     match accepted {
         Ok(Some(accepted)) => {
             let same = accepted == *value;
-            common.insert(intelmq.to_owned(), accepted);
+            common.push_accepted(intelmq.into(), accepted);
             if !same {
-                insert_extra(common, key, value);
+                push_extra(common, key, value.clone());
             }
-            Ok(true)
         }
-        Ok(None) | Err(_) => {
-            insert_extra(common, key, value);
-            Ok(false)
-        }
+        Ok(None) | Err(_) => push_extra(common, key, value.clone()),
     }
+    Ok(())
 }
 
 /// `category` (and `type` for blacklists, `name` for bots) → the IntelMQ
 /// classification.
-fn classify(
-    common: &mut Map<String, Value>,
-    n6: &Map<String, Value>,
-    tables: &Tables,
-) -> Result<()> {
-    let category = n6
-        .get("category")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+fn classify(common: &mut Draft, named: &Named, tables: &Tables) -> Result<()> {
+    let category = named.category.unwrap_or_default();
     let row = tables
         .classification(category)
         .ok_or_else(|| Error::invalid("category", &category.into(), "has no classification"))?;
-    let name = n6.get("name").and_then(Value::as_str);
-    let identifier = match name {
+    let identifier = match named.name {
         Some(name) if row.identifier_from_name => name,
         _ => row.identifier.as_str(),
     };
-    let blacklist = n6
-        .get("type")
-        .and_then(Value::as_str)
-        .and_then(|kind| tables.blacklist(kind));
+    let blacklist = named.kind.and_then(|kind| tables.blacklist(kind));
     let (taxonomy, kind) = match blacklist {
         Some(pair) => {
             // The category is not recoverable from other / blacklist.
-            insert_extra(common, "category", &category.into());
+            push_extra(common, "category", category.into());
             pair
         }
         None => (row.taxonomy.as_str(), row.kind.as_str()),
     };
-    common.insert("classification.taxonomy".to_owned(), taxonomy.into());
-    common.insert("classification.type".to_owned(), kind.into());
-    common.insert("classification.identifier".to_owned(), identifier.into());
+    common.push("classification.taxonomy".into(), taxonomy.into());
+    common.push("classification.type".into(), kind.into());
+    common.push("classification.identifier".into(), identifier.into());
     Ok(())
 }
 
@@ -386,7 +399,7 @@ fn map_addresses(
     harmonization: &Harmonization,
     known: Option<&Fields>,
     checks: Checks,
-) -> Result<Vec<Map<String, Value>>> {
+) -> Result<Vec<Draft>> {
     let Some(address) = address else {
         return Ok(Vec::new());
     };
@@ -429,7 +442,7 @@ fn map_addresses(
                 return Err(Error::invalid(&label("ip"), ip, "is listed twice"));
             }
             seen.push(text);
-            let mut fields = Map::with_capacity(item.len());
+            let mut fields = Draft::with_capacity(item.len());
             // `address.<key>`, the constraint's name, spelt in one buffer.
             let mut constraint = String::new();
             for (key, value) in item {
@@ -451,7 +464,7 @@ fn map_addresses(
                     .accept_known(MessageType::Event, intelmq, value.clone(), held)
                     .map_err(|_| Error::invalid(&label(key), value, "is refused by IntelMQ"))?;
                 if let Some(accepted) = accepted {
-                    fields.insert(intelmq.to_owned(), accepted);
+                    fields.push_accepted(intelmq.into(), accepted);
                 }
             }
             Ok(fields)
@@ -491,5 +504,34 @@ impl Carried {
             meta,
             split,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// [`push_extra`] relies on it.
+    #[test]
+    fn the_tables_fields_are_extra_sub_keys() {
+        let harmonization = Harmonization::intelmq();
+        let tables = Tables::get();
+        let keys = tables.fields.iter().map(|(key, _)| key.as_str());
+        for key in keys.chain(["restriction", "category"]) {
+            let extra = extra_name(key);
+            assert!(
+                harmonization.spec(MessageType::Event, &extra).is_some(),
+                "{extra}"
+            );
+        }
+    }
+
+    /// [`map_event`] relies on it.
+    #[test]
+    fn raw_is_accepted_as_written() {
+        let raw = raw_field(&json!({"id": "é\n", "address": [{"ip": "192.0.2.1"}]}));
+        let accepted = Harmonization::intelmq().accept(MessageType::Event, "raw", raw.clone());
+        assert_eq!(accepted.unwrap(), Some(raw));
     }
 }

@@ -7,17 +7,19 @@
 //! one it would add), and the meta when it is not the derived one. So a
 //! round trip through n6 gives back the same envelopes, field for field.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::decode::{derived_envelopes, map_written, REQUIRED};
 use super::mapping::{is_n6_ipv4, Tables};
 use super::{api_time, CARRIER, EXTRA_PREFIX, INTERNAL, SPLIT};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Meta};
 use crate::error::{Error, Result};
-use crate::event::{Event, Known};
+use crate::event::{same_name, Event};
 use crate::formats::intelmq::META_KEY;
-use crate::formats::{raw_field, EncodeContext};
+use crate::formats::{json, raw_field, EncodeContext};
 use crate::harmonization::{Harmonization, MessageType};
 
 /// Longest n6 `source` (`provider.channel`).
@@ -32,8 +34,197 @@ const DEFAULT_CHANNEL: &str = "intelmq";
 pub(super) fn encode(events: &[Envelope], context: &EncodeContext) -> Result<Vec<Value>> {
     groups(events)
         .iter()
-        .map(|members| encode_group(members, context))
+        .map(|members| encode_group(members, context).map(Encoded::into_value))
         .collect()
+}
+
+/// [`encode`] written as JSON Lines onto `out`, the `intelmq` field
+/// without being built as a [`Value`]; returns how many messages.
+pub(super) fn encode_lines(
+    events: &[Envelope],
+    context: &EncodeContext,
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let groups = groups(events);
+    let messages = groups
+        .iter()
+        .map(|members| encode_group(members, context))
+        .collect::<Result<Vec<_>>>()?;
+    for message in &messages {
+        message.write_json(out);
+        out.push(b'\n');
+    }
+    Ok(messages.len())
+}
+
+/// An n6 event made of a group, its `intelmq` field kept apart until the
+/// event is written or becomes a [`Value`].
+struct Encoded<'a> {
+    /// The n6 event without the `intelmq` field.
+    message: Value,
+    carrier: Option<Carrier<'a>>,
+}
+
+impl Encoded<'_> {
+    /// The whole n6 event.
+    fn into_value(self) -> Value {
+        let mut message = self.message;
+        if let (Some(carrier), Value::Object(n6)) = (self.carrier, &mut message) {
+            n6.insert(CARRIER.to_owned(), carrier.into_value());
+        }
+        message
+    }
+
+    /// Appends the JSON text of [`Encoded::into_value`].
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let (Some(carrier), Value::Object(n6)) = (&self.carrier, &self.message) else {
+            json::write_value(out, &self.message);
+            return;
+        };
+        // Where `into_value` puts it: in place of a key of that name (one
+        // from `extra.n6.intelmq`), else last.
+        let last = (!n6.contains_key(CARRIER)).then_some((CARRIER, None));
+        let members = n6.iter().map(|(key, value)| (key.as_str(), Some(value)));
+        json::write_members(out, members.chain(last), |out, (key, value)| {
+            json::write_str(out, key);
+            out.push(b':');
+            match value {
+                Some(value) if key != CARRIER => json::write_value(out, value),
+                _ => carrier.write_json(out),
+            }
+        });
+    }
+}
+
+/// What the `intelmq` field holds, or one event's part of it: the IntelMQ
+/// fields that decoding would not give back, then the meta when it
+/// travels ([`META_KEY`]), then the parts of a merged group's events
+/// ([`SPLIT`]). The meta stays a [`Meta`] until it is written.
+struct Carrier<'a> {
+    fields: CarriedFields<'a>,
+    meta: Option<&'a Meta>,
+    split: Vec<Carrier<'a>>,
+}
+
+/// A member of a [`Carrier`]'s JSON object.
+enum Member<'c> {
+    Field(&'c str, &'c Value),
+    Meta(&'c Meta),
+    Split(&'c [Carrier<'c>]),
+}
+
+impl Carrier<'_> {
+    /// Whether it holds nothing at all.
+    fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.meta.is_none() && self.split.is_empty()
+    }
+
+    /// Its JSON object.
+    fn into_value(self) -> Value {
+        let mut object = self.fields.into_map();
+        if let Some(meta) = self.meta {
+            object.insert(META_KEY.to_owned(), meta.to_value());
+        }
+        if !self.split.is_empty() {
+            let parts = self.split.into_iter().map(Carrier::into_value).collect();
+            object.insert(SPLIT.to_owned(), Value::Array(parts));
+        }
+        Value::Object(object)
+    }
+
+    /// Appends the JSON text of [`Carrier::into_value`].
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let fields = self
+            .fields
+            .iter()
+            .map(|(key, value)| Member::Field(key, value));
+        let meta = self.meta.map(Member::Meta);
+        let split = (!self.split.is_empty()).then_some(Member::Split(&self.split));
+        json::write_members(
+            out,
+            fields.chain(meta).chain(split),
+            |out, member| match member {
+                Member::Field(key, value) => json::write_entry(out, key, value),
+                Member::Meta(meta) => {
+                    json::write_plain_key(out, META_KEY);
+                    meta.write_json(out);
+                }
+                Member::Split(parts) => {
+                    json::write_plain_key(out, SPLIT);
+                    json::write_items(out, parts, |out, part| part.write_json(out));
+                }
+            },
+        );
+    }
+}
+
+/// The IntelMQ fields of a [`Carrier`] in their order, set as
+/// `serde_json::Map::insert` sets them (in place when there, last
+/// otherwise): a short list of the carried event's own names and values,
+/// borrowed, that are neither copied nor hashed.
+#[derive(Clone, Default)]
+struct CarriedFields<'a> {
+    entries: Vec<(Cow<'a, str>, Cow<'a, Value>)>,
+}
+
+impl<'a> CarriedFields<'a> {
+    /// The value of a field.
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .find(|(name, _)| same_name(name, key))
+            .map(|(_, value)| value.as_ref())
+    }
+
+    /// Whether the field is there.
+    fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Appends a field that is not there yet.
+    fn push(&mut self, key: impl Into<Cow<'a, str>>, value: Cow<'a, Value>) {
+        let key = key.into();
+        debug_assert!(!self.contains_key(&key), "{key} is there already");
+        self.entries.push((key, value));
+    }
+
+    /// Sets a field: in its place when it is there, last otherwise.
+    fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Cow<'a, Value>) {
+        let key = key.into();
+        match self
+            .entries
+            .iter_mut()
+            .find(|(name, _)| same_name(name, &key))
+        {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Keeps only the fields `keep` says to.
+    fn retain(&mut self, mut keep: impl FnMut(&str, &Value) -> bool) {
+        self.entries.retain(|(name, value)| keep(name, value));
+    }
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Names and values in their order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries
+            .iter()
+            .map(|(name, value)| (name.as_ref(), value.as_ref()))
+    }
+
+    /// A JSON object of the fields, in their order.
+    fn into_map(self) -> Map<String, Value> {
+        self.entries
+            .into_iter()
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect()
+    }
 }
 
 /// Split events grouped by their group id, in split order; others alone.
@@ -60,7 +251,7 @@ fn groups(events: &[Envelope]) -> Vec<Vec<&Envelope>> {
         .collect()
 }
 
-fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value> {
+fn encode_group<'a>(members: &[&'a Envelope], context: &EncodeContext) -> Result<Encoded<'a>> {
     let harmonization = Harmonization::intelmq();
     let tables = Tables::get();
     let Some(first) = members.first() else {
@@ -119,18 +310,15 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
             n6.insert("replaces".into(), old.into());
         }
     }
-    let (mut message, raw) = adopt_raw_order(Value::Object(n6), payload);
+    let (message, raw) = adopt_raw_order(Value::Object(n6), payload);
     let raw = RebuiltRaw {
         message: &message,
         first: payload.get("raw"),
         known: raw,
         written: None,
     };
-    let carried = carried(raw, members, &takes, context, harmonization)?;
-    if let (Some(carried), Value::Object(n6)) = (carried, &mut message) {
-        n6.insert(CARRIER.to_owned(), Value::Object(carried));
-    }
-    Ok(message)
+    let carrier = carried(raw, members, &takes, context, harmonization)?;
+    Ok(Encoded { message, carrier })
 }
 
 /// Whether decoding the n6 event gives the first member's `raw` back,
@@ -139,7 +327,8 @@ fn encode_group(members: &[&Envelope], context: &EncodeContext) -> Result<Value>
 enum RawMatch {
     /// Its `raw` holds this very n6 event, in the text decoding writes.
     Same,
-    /// It has no `raw`, or one that is no JSON text at all.
+    /// It has no `raw`, or one that is not the JSON text of an object
+    /// (so not of this n6 event).
     Other,
     /// Only writing the event out tells.
     Unknown,
@@ -171,13 +360,13 @@ impl RebuiltRaw<'_> {
 }
 
 /// The `intelmq` field: what decoding the n6 event would not give back.
-fn carried(
+fn carried<'a>(
     mut raw: RebuiltRaw,
-    members: &[&Envelope],
+    members: &[&'a Envelope],
     takes: &[bool],
     context: &EncodeContext,
     harmonization: &Harmonization,
-) -> Result<Option<Map<String, Value>>> {
+) -> Result<Option<Carrier<'a>>> {
     let known = members
         .first()
         .filter(|first| first.meta.kind == MessageType::Event)
@@ -204,8 +393,6 @@ fn carried(
     };
     let mut addresses = mapped.addresses.into_iter();
     let mut common = mapped.common;
-    let mut accepted = mapped.accepted;
-    let shared_accepted = accepted.len();
     let mut parts = Vec::with_capacity(count);
     for (index, (member, takes)) in members.iter().zip(takes).enumerate() {
         // The last member takes the shared fields themselves.
@@ -214,53 +401,67 @@ fn carried(
         } else {
             common.clone()
         };
-        accepted.truncate(shared_accepted);
         if *takes {
             if let Some(address) = addresses.next() {
-                fields.extend(address);
-                accepted.extend(Tables::get().address_fields());
+                fields.append(address);
             }
         }
         // The member's values were checked when it was made; only a value
         // that differs from its own for the same field is checked again.
         let own = member.payload.fields();
-        let known = Known {
-            event: (member.meta.kind == MessageType::Event).then_some(own),
-            accepted: &accepted,
-        };
-        let rebuilt = Event::from_known_fields(MessageType::Event, fields, harmonization, known)?;
-        let mut part = difference(&member.payload, &rebuilt, &mut raw);
+        let known = (member.meta.kind == MessageType::Event).then_some(own);
+        let rebuilt = Event::from_draft(MessageType::Event, fields, harmonization, known)?;
+        let mut fields = difference(&member.payload, &rebuilt, &mut raw);
         if count > 1 && !*takes {
-            let ip = member.payload.get("source.ip").cloned();
-            part.insert("source.ip".to_owned(), ip.unwrap_or(Value::Null));
+            let ip = member.payload.get("source.ip");
+            fields.insert(
+                "source.ip",
+                ip.map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+            );
         }
+        let mut meta = None;
         if derived
             .get(index)
             .is_none_or(|derived| member.meta != derived.meta)
         {
-            part.insert(META_KEY.to_owned(), member.meta.to_value());
+            if fields.contains_key(META_KEY) {
+                // A field of that name holds the place the meta takes.
+                fields.insert(META_KEY, Cow::Owned(member.meta.to_value()));
+            } else {
+                meta = Some(&member.meta);
+            }
         }
-        parts.push(part);
+        parts.push(Carrier {
+            fields,
+            meta,
+            split: Vec::new(),
+        });
     }
     let mut parts = parts.into_iter();
     let Some(mut shared) = parts.next() else {
         return Ok(None);
     };
-    let mut rest: Vec<Map<String, Value>> = parts.collect();
+    let mut rest: Vec<Carrier> = parts.collect();
     if !rest.is_empty() {
         // Fields all events carry alike are written once; the rest per event.
-        let mut own = shared.clone();
-        shared.retain(|key, value| {
-            key != META_KEY && key != "source.ip" && rest.iter().all(|p| p.get(key) == Some(value))
+        let mut own = Carrier {
+            fields: shared.fields.clone(),
+            meta: shared.meta.take(),
+            split: Vec::new(),
+        };
+        shared.fields.retain(|key, value| {
+            key != META_KEY
+                && key != "source.ip"
+                && rest.iter().all(|p| p.fields.get(key) == Some(value))
         });
-        own.retain(|key, _| !shared.contains_key(key));
+        own.fields.retain(|key, _| !shared.fields.contains_key(key));
         for part in &mut rest {
-            part.retain(|key, _| !shared.contains_key(key));
+            part.fields
+                .retain(|key, _| !shared.fields.contains_key(key));
         }
         rest.insert(0, own);
         if rest.iter().any(|part| !part.is_empty()) {
-            let parts = rest.into_iter().map(Value::Object).collect();
-            shared.insert(SPLIT.to_owned(), Value::Array(parts));
+            shared.split = rest;
         }
     }
     Ok((!shared.is_empty()).then_some(shared))
@@ -270,24 +471,25 @@ fn carried(
 /// otherwise, and `null` for those `rebuilt` has in excess. Decoding puts
 /// `raw` after the shared fields and before the address's, which are the
 /// member's own and so never in excess: its `null` comes last.
-fn difference(wanted: &Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> Map<String, Value> {
-    let mut part = Map::new();
+fn difference<'a>(wanted: &'a Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> CarriedFields<'a> {
+    let mut part = CarriedFields::default();
     for (key, value) in wanted.fields() {
         let same = match key {
             "raw" => raw.is(value),
             _ => rebuilt.get(key) == Some(value),
         };
+        // The names of an event are distinct.
         if !same {
-            part.insert(key.to_owned(), value.clone());
+            part.push(key, Cow::Borrowed(value));
         }
     }
     for key in rebuilt.fields().keys() {
         if wanted.get(key).is_none() {
-            part.insert(key.to_owned(), Value::Null);
+            part.push(key.to_owned(), Cow::Owned(Value::Null));
         }
     }
     if wanted.get("raw").is_none() {
-        part.insert("raw".to_owned(), Value::Null);
+        part.insert("raw", Cow::Owned(Value::Null));
     }
     part
 }
@@ -295,7 +497,10 @@ fn difference(wanted: &Event, rebuilt: &Event, raw: &mut RebuiltRaw) -> Map<Stri
 /// When `raw` holds this very n6 event, its key order is kept, so decoding
 /// gives the same `raw` again; also whether it does.
 fn adopt_raw_order(message: Value, payload: &Event) -> (Value, RawMatch) {
-    let Some(raw) = payload.get_str("raw") else {
+    let Some(raw) = payload
+        .get_str("raw")
+        .filter(|raw| !starts_with_no_object(raw))
+    else {
         return (message, RawMatch::Other);
     };
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(raw) else {
@@ -308,6 +513,24 @@ fn adopt_raw_order(message: Value, payload: &Event) -> (Value, RawMatch) {
         Ok(_) => (message, RawMatch::Unknown),
         Err(_) => (message, RawMatch::Other),
     }
+}
+
+/// Whether base64 `raw` begins with a text that is no JSON object (such as
+/// a parser's CSV line), told by its first three bytes, before the whole
+/// text is decoded and parsed.
+fn starts_with_no_object(raw: &str) -> bool {
+    let mut head = [0; 3];
+    let decoded = raw
+        .get(..4)
+        .and_then(|symbols| {
+            let engine = base64::engine::general_purpose::STANDARD;
+            engine.decode_slice(symbols, &mut head).ok()
+        })
+        .unwrap_or(0);
+    let first = head[..decoded]
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+    first.is_some_and(|byte| *byte != b'{')
 }
 
 /// The n6 id: the event's own n6 id when it came from n6, else the group's
@@ -466,13 +689,11 @@ fn address_list(members: &[&Envelope], tables: &Tables) -> (Vec<Value>, Vec<bool
         seen.push(ip);
         let mut item = Map::with_capacity(3);
         item.insert("ip".into(), ip.into());
-        for key in ["cc", "asn"] {
+        for (key, constraint) in [("cc", "address.cc"), ("asn", "address.asn")] {
             let value = tables
                 .address_field(key)
                 .and_then(|field| payload.get(field));
-            if let Some(value) =
-                value.filter(|v| tables.check(&format!("address.{key}"), v).is_ok())
-            {
+            if let Some(value) = value.filter(|v| tables.check(constraint, v).is_ok()) {
                 item.insert(key.into(), value.clone());
             }
         }
@@ -518,6 +739,45 @@ mod tests {
             assert_eq!(made, expected);
             assert!(tables.check("source", &Value::from(made)).is_ok());
         }
+    }
+
+    #[test]
+    fn lines_are_the_messages_written_out() {
+        let event = |feed: &str, ip: &str| {
+            let mut fields = Map::new();
+            fields.insert("feed.name".into(), feed.into());
+            fields.insert("source.ip".into(), ip.into());
+            fields.insert("time.source".into(), "2026-01-01T10:00:00+00:00".into());
+            let payload = Event::from_fields(MessageType::Event, fields, Harmonization::intelmq());
+            Envelope::new(payload.unwrap(), MessageType::Event, "intelmq", "here")
+        };
+        // A group whose events differ (its carrier has a split list, with
+        // the meta of each event) and an event alone.
+        let mut group = vec![event("a", "192.0.2.1"), event("b", "2001:db8::1")];
+        link_split_group(&mut group, "g");
+        group.push(event("c", "192.0.2.3"));
+        let context = EncodeContext::new("here");
+        let mut expected = Vec::new();
+        for message in encode(&group, &context).unwrap() {
+            json::write_value(&mut expected, &message);
+            expected.push(b'\n');
+        }
+        let mut lines = Vec::new();
+        assert_eq!(encode_lines(&group, &context, &mut lines).unwrap(), 2);
+        let lines = String::from_utf8(lines).unwrap();
+        assert!(lines.contains(r#""split":[{"#) && lines.contains(META_KEY));
+        assert_eq!(Ok(lines), String::from_utf8(expected));
+    }
+
+    #[test]
+    fn only_raws_that_may_hold_an_object_are_read() {
+        let raw = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        assert!(starts_with_no_object(&raw("2026-01-01,192.0.2.1")));
+        assert!(starts_with_no_object(&raw("[{}]")));
+        assert!(!starts_with_no_object(&raw("{\"id\": 1}")));
+        assert!(!starts_with_no_object(&raw(" \n\t{}")));
+        assert!(!starts_with_no_object(&raw("   ")));
+        assert!(!starts_with_no_object("no base64"));
     }
 
     #[test]

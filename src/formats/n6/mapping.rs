@@ -246,11 +246,6 @@ impl Tables {
         self.address.get(key).map(String::as_str)
     }
 
-    /// The IntelMQ fields of the `address` item keys.
-    pub fn address_fields(&self) -> impl Iterator<Item = &str> {
-        self.address.values().map(String::as_str)
-    }
-
     /// Whether an n6 key belongs to the pipeline only (not the API form).
     pub fn is_pipeline_only(&self, key: &str) -> bool {
         key.starts_with('_') || self.pipeline_only.iter().any(|k| k == key)

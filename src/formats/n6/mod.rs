@@ -64,6 +64,17 @@ impl Format for N6 {
         encode::encode(events, context)
     }
 
+    /// The messages written with their `intelmq` field's meta as it is,
+    /// without building it as a [`Value`] first.
+    fn encode_lines(
+        &self,
+        events: &[Envelope],
+        context: &EncodeContext,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        encode::encode_lines(events, context, out)
+    }
+
     fn merges_groups(&self) -> bool {
         true
     }
