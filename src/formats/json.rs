@@ -196,10 +196,27 @@ pub(super) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Appends `text` as a quoted JSON string.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    write_escaped(out, text);
+    out.push(b'"');
+}
+
+/// Appends one quoted JSON string whose text is `pieces` joined, without
+/// joining them first: escaping works a byte at a time, so each piece is
+/// escaped on its own.
+pub fn write_joined_str<'t>(out: &mut Vec<u8>, pieces: impl IntoIterator<Item = &'t str>) {
+    out.push(b'"');
+    for piece in pieces {
+        write_escaped(out, piece);
+    }
+    out.push(b'"');
+}
+
+/// Appends `text` escaped, without quotes.
+fn write_escaped(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
     let mut start = 0;
     while let Some(at) = next_escape(bytes, start) {
         let byte = bytes[at];
@@ -214,7 +231,6 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
         start = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -252,6 +268,16 @@ mod tests {
         ] {
             same_as_serde(&Value::String(text.to_owned()));
         }
+    }
+
+    #[test]
+    fn joined_strings_are_the_joined_text_escaped() {
+        let pieces = ["a\"b", "", "\u{1}c\\", " d"];
+        let mut joined = Vec::new();
+        write_joined_str(&mut joined, pieces);
+        let mut whole = Vec::new();
+        write_str(&mut whole, &pieces.concat());
+        assert_eq!(joined, whole);
     }
 
     #[test]
