@@ -98,13 +98,25 @@ pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
 /// dots) or a name of the bridge's own. It is copied without the scan
 /// [`write_str`] makes; debug builds check that it needs none.
 pub fn write_plain_key(out: &mut Vec<u8>, key: &str) {
+    write_plain(out, key, b"\":");
+}
+
+/// Appends `text` as a JSON string, for text known to need no escaping:
+/// an id, a time or a name of the bridge's own. It is copied without the
+/// scan [`write_str`] makes; debug builds check that it needs none.
+pub fn write_plain_str(out: &mut Vec<u8>, text: &str) {
+    write_plain(out, text, b"\"");
+}
+
+/// Appends `"`, `text`, which needs no escaping, and `end`.
+fn write_plain(out: &mut Vec<u8>, text: &str, end: &[u8]) {
     debug_assert!(
-        next_escape(key.as_bytes(), 0).is_none(),
-        "{key:?} needs escaping"
+        next_escape(text.as_bytes(), 0).is_none(),
+        "{text:?} needs escaping"
     );
     out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(end);
 }
 
 /// Bytes looked at together when searching for one that needs escaping.

@@ -114,7 +114,8 @@ fn write_objects(events: &[Envelope], context: &EncodeContext, out: &mut Vec<u8>
     let mut writer = Writer {
         out,
         producer: &producer,
-        scos: HashSet::new(),
+        // Room for the SCOs of a usual event, so that the set grows seldom.
+        scos: HashSet::with_capacity(8 * events.len()),
         canonical: Vec::new(),
     };
     writer.producer_identity(&context.origin);
@@ -300,6 +301,13 @@ impl Writer<'_> {
         json::write_str(self.out, text);
     }
 
+    /// Appends a member whose value is text the bridge made, which needs
+    /// no escaping: an id, a time, a name of its own.
+    fn plain(&mut self, key: &str, text: &str) {
+        self.key(key);
+        json::write_plain_str(self.out, text);
+    }
+
     /// Appends a member whose value is an event's `value`.
     fn value(&mut self, key: &str, value: &Value) {
         self.key(key);
@@ -328,8 +336,8 @@ impl Writer<'_> {
     /// its id and other members and ends it ([`Writer::close`]).
     fn open_kind(&mut self, kind: &str) {
         self.out.extend_from_slice(b",{\"type\":");
-        json::write_str(self.out, kind);
-        self.text("spec_version", "2.1");
+        json::write_plain_str(self.out, kind);
+        self.plain("spec_version", "2.1");
     }
 
     /// Starts the object `id` names, after another, up to its id.
@@ -347,11 +355,11 @@ impl Writer<'_> {
     fn producer_identity(&mut self, origin: &str) {
         self.open_kind("identity");
         let producer = self.producer;
-        self.text("id", producer);
-        self.text("created", FIXED_CREATED);
-        self.text("modified", FIXED_CREATED);
+        self.plain("id", producer);
+        self.plain("created", FIXED_CREATED);
+        self.plain("modified", FIXED_CREATED);
         self.text("name", origin);
-        self.text("identity_class", "organization");
+        self.plain("identity_class", "organization");
         self.close();
     }
 
@@ -510,9 +518,9 @@ impl Writer<'_> {
     fn open_sdo(&mut self, id: StixId, own: &Own) {
         self.open(id);
         let producer = self.producer;
-        self.text("created_by_ref", producer);
-        self.text("created", &own.times.created);
-        self.text("modified", &own.times.created);
+        self.plain("created_by_ref", producer);
+        self.plain("created", &own.times.created);
+        self.plain("modified", &own.times.created);
         if let Some(marking) = own.marking {
             self.key("object_marking_refs");
             json::write_items(self.out, [marking], json::write_str);
@@ -536,7 +544,7 @@ impl Writer<'_> {
     ) {
         let id = sdo_id("relationship", &own.owner, role);
         self.open_sdo(id, own);
-        self.text("relationship_type", kind);
+        self.plain("relationship_type", kind);
         self.id("source_ref", source);
         self.id("target_ref", target);
         self.close_own(own, id);
@@ -595,9 +603,9 @@ impl Writer<'_> {
         json::write_items(self.out, types, |out, name| json::write_str(out, name));
         self.key("pattern");
         pattern.write(self.out, payload);
-        self.text("pattern_type", "stix");
-        self.text("pattern_version", "2.1");
-        self.text("valid_from", &own.times.observed);
+        self.plain("pattern_type", "stix");
+        self.plain("pattern_version", "2.1");
+        self.plain("valid_from", &own.times.observed);
         self.close_own(own, id);
         let observed = own.observed;
         self.relationship(own, "indicator/based-on", "based-on", id, observed);
@@ -625,9 +633,9 @@ impl Writer<'_> {
         self.id("sighting_of_ref", id);
         self.ids("observed_data_refs", [&own.observed]);
         self.key("where_sighted_refs");
-        json::write_items(self.out, [self.producer], json::write_str);
-        self.text("first_seen", &own.times.observed);
-        self.text("last_seen", &own.times.observed);
+        json::write_items(self.out, [self.producer], json::write_plain_str);
+        self.plain("first_seen", &own.times.observed);
+        self.plain("last_seen", &own.times.observed);
         self.literal("count", b"1");
         self.close_own(own, sighting);
     }
@@ -658,8 +666,8 @@ impl Writer<'_> {
             meta.uuid.add_alternate(id.alternate(ID_SCHEME));
         }
         self.open_sdo(own.observed, own);
-        self.text("first_observed", &own.times.observed);
-        self.text("last_observed", &own.times.observed);
+        self.plain("first_observed", &own.times.observed);
+        self.plain("last_observed", &own.times.observed);
         self.literal("number_observed", b"1");
         self.ids("object_refs", refs);
         if let Some(accuracy) = payload.get("feed.accuracy").and_then(Value::as_f64) {
@@ -681,7 +689,7 @@ impl Writer<'_> {
         json::write_plain_key(self.out, EXTENSION_ID);
         self.out.push(b'{');
         json::write_plain_key(self.out, "extension_type");
-        json::write_str(self.out, "property-extension");
+        json::write_plain_str(self.out, "property-extension");
         self.key("meta");
         meta.write_json(self.out);
         self.key("payload");
@@ -878,6 +886,15 @@ fn cves(payload: &Event) -> Vec<String> {
         let Some(text) = payload.get_str(key) else {
             continue;
         };
+        // Most texts name no CVE: those without the literal part of one
+        // are not searched.
+        let bytes = text.as_bytes();
+        if !bytes
+            .windows(4)
+            .any(|part| part.eq_ignore_ascii_case(b"cve-"))
+        {
+            continue;
+        }
         for hit in CVE.find_iter(text) {
             let id = hit.as_str().to_ascii_uppercase();
             if !found.contains(&id) {

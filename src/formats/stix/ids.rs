@@ -11,8 +11,9 @@
 //! - Timestamps are UTC, `Z`, millisecond precision.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,64 +23,78 @@ use crate::formats::json;
 /// The STIX 2.1 namespace for deterministic SCO ids.
 pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
 
-/// A STIX id, `<kind>--<uuid>`: kept as its two parts, so that it is
-/// copied and compared without an allocation and written without being
-/// formatted first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A STIX id, `<kind>--<uuid>`: kept as its type and UUID, the UUID's text
+/// made once, so that it is copied and compared without an allocation and
+/// written, often several times, as a copy of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StixId {
     kind: &'static str,
     uuid: Uuid,
+    /// The UUID's hyphenated text (ASCII).
+    text: [u8; uuid::fmt::Hyphenated::LENGTH],
+}
+
+/// Ids are hashed by their UUID alone: ids that are equal have the same
+/// one, and it is already a hash (SHA-1 derived).
+impl Hash for StixId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(self.uuid.as_u128());
+    }
 }
 
 impl StixId {
+    /// The id of an object of `kind` whose UUID is `uuid`.
+    fn new(kind: &'static str, uuid: Uuid) -> Self {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        uuid.hyphenated().encode_lower(&mut text);
+        StixId { kind, uuid, text }
+    }
+
     /// The type of the object the id names.
     pub fn kind(&self) -> &'static str {
         self.kind
     }
 
-    /// The id's text in pieces: `<kind>`, `--`, `<uuid>`, each handed to `push`.
-    fn pieces(&self, mut push: impl FnMut(&str)) {
-        push(self.kind);
-        push("--");
-        push(
-            self.uuid
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer()),
-        );
+    /// The id's text in pieces: `<kind>`, `--`, `<uuid>`.
+    fn pieces(&self) -> [&[u8]; 3] {
+        [self.kind.as_bytes(), b"--", &self.text]
     }
 
     /// Appends the id as a JSON string (it needs no escaping).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'"');
-        self.pieces(|piece| out.extend_from_slice(piece.as_bytes()));
+        for piece in self.pieces() {
+            out.extend_from_slice(piece);
+        }
         out.push(b'"');
+    }
+
+    /// The UUID's text.
+    fn uuid_text(&self) -> &str {
+        // Always ASCII: an empty text is never written.
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// `<scheme>:<kind>--<uuid>`, the id as an alternate id of an envelope.
     pub fn alternate(&self, scheme: &str) -> String {
-        let mut text = String::with_capacity(scheme.len() + 1 + self.kind.len() + 38);
-        text.push_str(scheme);
-        text.push(':');
-        self.pieces(|piece| text.push_str(piece));
+        let mut text = String::with_capacity(scheme.len() + self.kind.len() + 39);
+        for piece in [scheme, ":", self.kind, "--", self.uuid_text()] {
+            text.push_str(piece);
+        }
         text
     }
 }
 
 impl fmt::Display for StixId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut result = Ok(());
-        self.pieces(|piece| result = result.and_then(|()| formatter.write_str(piece)));
-        result
+        write!(formatter, "{}--{}", self.kind, self.uuid_text())
     }
 }
 
 /// The id of a cyber-observable of `kind` whose contributing properties
 /// are `canonical`, their canonical JSON ([`write_canonical`]).
 pub fn sco_id(kind: &'static str, canonical: &[u8]) -> StixId {
-    StixId {
-        kind,
-        uuid: uuid_v5(&SCO_NAMESPACE, canonical),
-    }
+    StixId::new(kind, uuid_v5(&SCO_NAMESPACE, canonical))
 }
 
 /// The id of a domain or relationship object of `kind` playing `role` for
@@ -90,20 +105,43 @@ pub fn sdo_id(kind: &'static str, owner: &str, role: &str) -> StixId {
     name.push('/');
     name.push_str(role);
     let derived = derived_id(&name);
-    StixId {
+    StixId::new(
         kind,
-        uuid: uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid(),
-    }
+        uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid(),
+    )
 }
 
 /// A STIX timestamp: UTC, `Z`, milliseconds.
 pub fn timestamp(time: &DateTime<Utc>) -> String {
-    // RFC 3339 writes the same text for four-digit years and no leap
-    // second, without parsing a format string each time.
-    if (0..=9999).contains(&time.year()) && time.nanosecond() < 1_000_000_000 {
-        return time.to_rfc3339_opts(SecondsFormat::Millis, true);
+    // The parts are read from the UTC date and time as they are stored,
+    // not worked out again through the time zone for each.
+    let (date, clock) = (time.date_naive(), time.time());
+    if !(0..=9999).contains(&date.year()) || clock.nanosecond() >= 1_000_000_000 {
+        return time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     }
-    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    // Four-digit years without a leap second: the digits written into
+    // their places, without the formatting machinery.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (mut number, last) in [
+        (date.year().unsigned_abs(), 3),
+        (date.month(), 6),
+        (date.day(), 9),
+        (clock.hour(), 12),
+        (clock.minute(), 15),
+        (clock.second(), 18),
+        (clock.nanosecond() / 1_000_000, 22),
+    ] {
+        // Up to the place after the previous separator.
+        for place in text[..=last].iter_mut().rev() {
+            if !place.is_ascii_digit() {
+                break;
+            }
+            *place = b'0' + (number % 10) as u8;
+            number /= 10;
+        }
+    }
+    // Always ASCII: an empty text is never returned.
+    String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
 /// Writes `value` as RFC 8785 (JCS) canonical JSON: keys sorted, no
