@@ -116,7 +116,10 @@ fn write_objects(events: &[Envelope], context: &EncodeContext, out: &mut Vec<u8>
         producer: &producer,
         // Room for the SCOs of a usual event, so that the set grows seldom.
         scos: HashSet::with_capacity(8 * events.len()),
-        canonical: Vec::new(),
+        // Room for what a usual event needs: one bundle often holds one event.
+        canonical: Vec::with_capacity(256),
+        alternates: String::with_capacity(1024),
+        alternate_ends: Vec::with_capacity(16),
     };
     writer.producer_identity(&context.origin);
     writer.out.push(b',');
@@ -145,6 +148,10 @@ struct Writer<'w> {
     scos: HashSet<StixId>,
     /// The canonical JSON an SCO id is derived from; its buffer is reused.
     canonical: Vec<u8>,
+    /// The ids of an event's objects as alternate ids of its envelope, one
+    /// after another, and where each ends; the buffers are reused.
+    alternates: String,
+    alternate_ends: Vec<usize>,
 }
 
 /// The STIX times of one event.
@@ -661,9 +668,11 @@ impl Writer<'_> {
     fn observed_data(&mut self, own: &Own, refs: &[StixId]) {
         let envelope = own.envelope;
         let payload = &envelope.payload;
-        let mut meta = envelope.meta.clone();
+        self.alternates.clear();
+        self.alternate_ends.clear();
         for id in std::iter::once(&own.observed).chain(&own.ids) {
-            meta.uuid.add_alternate(id.alternate(ID_SCHEME));
+            id.push_alternate(ID_SCHEME, &mut self.alternates);
+            self.alternate_ends.push(self.alternates.len());
         }
         self.open_sdo(own.observed, own);
         self.plain("first_observed", &own.times.observed);
@@ -691,7 +700,11 @@ impl Writer<'_> {
         json::write_plain_key(self.out, "extension_type");
         json::write_plain_str(self.out, "property-extension");
         self.key("meta");
-        meta.write_json(self.out);
+        let starts = std::iter::once(0).chain(self.alternate_ends.iter().copied());
+        let alternates = starts
+            .zip(&self.alternate_ends)
+            .map(|(start, &end)| &self.alternates[start..end]);
+        envelope.meta.write_json_adding(self.out, alternates);
         self.key("payload");
         json::write_fields(self.out, payload.fields().iter());
         self.out.extend_from_slice(b"}}");

@@ -75,13 +75,12 @@ impl StixId {
         std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
-    /// `<scheme>:<kind>--<uuid>`, the id as an alternate id of an envelope.
-    pub fn alternate(&self, scheme: &str) -> String {
-        let mut text = String::with_capacity(scheme.len() + self.kind.len() + 39);
+    /// Appends `<scheme>:<kind>--<uuid>`, the id as an alternate id of an
+    /// envelope, to `text`.
+    pub fn push_alternate(&self, scheme: &str, text: &mut String) {
         for piece in [scheme, ":", self.kind, "--", self.uuid_text()] {
             text.push_str(piece);
         }
-        text
     }
 }
 
@@ -226,7 +225,9 @@ mod tests {
         let mut json = Vec::new();
         id.write_json(&mut json);
         assert_eq!(String::from_utf8(json).unwrap(), format!("\"{id}\""));
-        assert_eq!(id.alternate("stix"), format!("stix:{id}"));
+        let mut alternate = String::from("before ");
+        id.push_alternate("stix", &mut alternate);
+        assert_eq!(alternate, format!("before stix:{id}"));
     }
 
     #[test]
