@@ -21,7 +21,7 @@ use regex::Regex;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::ids::{sco_id, sdo_id, timestamp, write_canonical, StixId};
+use super::ids::{sco_id, sdo_id, timestamp, write_canonical, SdoIds, StixId};
 use super::mapping::{self, HASHES};
 use super::{
     EXTENSION_ID, EXTENSION_SCHEMA, FIXED_CREATED, ID_SCHEME, PROJECT_IDENTITY_ID, SOURCE_NAME,
@@ -549,7 +549,7 @@ impl Writer<'_> {
         source: StixId,
         target: StixId,
     ) {
-        let id = sdo_id("relationship", &own.owner, role);
+        let id = own.sdo_ids.id("relationship", role);
         self.open_sdo(id, own);
         self.plain("relationship_type", kind);
         self.id("source_ref", source);
@@ -560,7 +560,7 @@ impl Writer<'_> {
     /// All the objects of one event, its observed-data last.
     fn event(&mut self, envelope: &Envelope) -> Result<()> {
         let payload = &envelope.payload;
-        let mut refs = Vec::new();
+        let mut refs = Vec::with_capacity(12);
         let source = self.side(payload, &SOURCE, &mut refs);
         let destination = self.side(payload, &DESTINATION, &mut refs);
         refs.extend(self.traffic(payload, &source, &destination));
@@ -599,7 +599,7 @@ impl Writer<'_> {
         let kind = payload.get_str("classification.type")?;
         let rule = mapping::classification().encode.get(kind)?;
         let pattern = Pattern::of(payload)?;
-        let id = sdo_id("indicator", &own.owner, "indicator");
+        let id = own.sdo_ids.id("indicator", "indicator");
         self.open_sdo(id, own);
         self.key("name");
         json::write_joined_str(self.out, [kind, " ", pattern.value()]);
@@ -626,7 +626,7 @@ impl Writer<'_> {
         let Some(name) = payload.get("malware.name").filter(|name| name.is_string()) else {
             return;
         };
-        let id = sdo_id("malware", &own.owner, "malware");
+        let id = own.sdo_ids.id("malware", "malware");
         self.open_sdo(id, own);
         self.value("name", name);
         self.literal("is_family", b"true");
@@ -635,7 +635,7 @@ impl Writer<'_> {
             self.relationship(own, "malware/indicates", "indicates", indicator, id);
             return;
         }
-        let sighting = sdo_id("sighting", &own.owner, "malware/sighting");
+        let sighting = own.sdo_ids.id("sighting", "malware/sighting");
         self.open_sdo(sighting, own);
         self.id("sighting_of_ref", id);
         self.ids("observed_data_refs", [&own.observed]);
@@ -651,7 +651,7 @@ impl Writer<'_> {
     fn vulnerabilities(&mut self, own: &mut Own) {
         for cve in cves(&own.envelope.payload) {
             let role = format!("vulnerability/{cve}");
-            let id = sdo_id("vulnerability", &own.owner, &role);
+            let id = own.sdo_ids.id("vulnerability", &role);
             self.open_sdo(id, own);
             self.text("name", &cve);
             self.key("external_references");
@@ -717,7 +717,8 @@ impl Writer<'_> {
 /// stand for this event alone, to record in the envelope's alternates.
 struct Own<'e> {
     envelope: &'e Envelope,
-    owner: String,
+    /// The ids of the event's objects, derived from its envelope id.
+    sdo_ids: SdoIds,
     times: Times,
     /// The TLP marking-definition id, when the event has a TLP.
     marking: Option<&'static str>,
@@ -727,15 +728,16 @@ struct Own<'e> {
 
 impl<'e> Own<'e> {
     fn new(envelope: &'e Envelope) -> Self {
-        let owner = uuid_text(&envelope.meta.uuid.id);
+        let owner = envelope.meta.uuid.id.hyphenated();
+        let mut sdo_ids = SdoIds::new(owner.encode_lower(&mut Uuid::encode_buffer()));
         let marking = envelope
             .payload
             .get_str("tlp")
             .and_then(|level| mapping::tlp().marking_id(level));
         Own {
             envelope,
-            observed: sdo_id("observed-data", &owner, "observed-data"),
-            owner,
+            observed: sdo_ids.id("observed-data", "observed-data"),
+            sdo_ids,
             times: Times::of(envelope),
             marking,
             ids: Vec::with_capacity(8),

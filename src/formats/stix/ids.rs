@@ -99,15 +99,40 @@ pub fn sco_id(kind: &'static str, canonical: &[u8]) -> StixId {
 /// The id of a domain or relationship object of `kind` playing `role` for
 /// the message whose (group or envelope) id is `owner`.
 pub fn sdo_id(kind: &'static str, owner: &str, role: &str) -> StixId {
-    let mut name = String::with_capacity(owner.len() + 1 + role.len());
-    name.push_str(owner);
-    name.push('/');
-    name.push_str(role);
-    let derived = derived_id(&name);
-    StixId::new(
-        kind,
-        uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid(),
-    )
+    SdoIds::new(owner).id(kind, role)
+}
+
+/// The ids of the domain and relationship objects of one message, whose
+/// (group or envelope) id is the owner: each is derived from
+/// `<owner>/<role>`, a name made in one buffer for all of them.
+pub struct SdoIds {
+    name: String,
+    /// The length of `<owner>/`, which every name starts with.
+    owner_len: usize,
+}
+
+impl SdoIds {
+    /// The ids of the objects of the message whose id is `owner`.
+    pub fn new(owner: &str) -> Self {
+        let mut name = String::with_capacity(owner.len() + 48);
+        name.push_str(owner);
+        name.push('/');
+        SdoIds {
+            owner_len: name.len(),
+            name,
+        }
+    }
+
+    /// The id of the object of `kind` playing `role`.
+    pub fn id(&mut self, kind: &'static str, role: &str) -> StixId {
+        self.name.truncate(self.owner_len);
+        self.name.push_str(role);
+        let derived = derived_id(&self.name);
+        StixId::new(
+            kind,
+            uuid::Builder::from_random_bytes(derived.into_bytes()).into_uuid(),
+        )
+    }
 }
 
 /// A STIX timestamp: UTC, `Z`, milliseconds.
@@ -248,14 +273,12 @@ mod tests {
         assert!(id.to_string().starts_with("indicator--"));
         assert_eq!(id.uuid.get_version_num(), 4);
         assert_eq!(id.uuid.get_variant(), uuid::Variant::RFC4122);
-        assert_ne!(
-            id,
-            sdo_id(
-                "indicator",
-                "0192f3a4-5b6c-7d8e-9f00-112233445566",
-                "malware"
-            )
-        );
+        let mut ids = SdoIds::new("0192f3a4-5b6c-7d8e-9f00-112233445566");
+        let malware = ids.id("indicator", "malware");
+        assert_ne!(id, malware);
+        // A name made after another is the same as one made first.
+        assert_eq!(ids.id("indicator", "indicator"), id);
+        assert_eq!(ids.id("indicator", "malware"), malware);
     }
 
     #[test]
