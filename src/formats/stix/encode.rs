@@ -71,7 +71,8 @@ static PROJECT_OBJECTS: LazyLock<[Vec<u8>; 2]> = LazyLock::new(|| {
 });
 
 /// The bundle for one envelope or one complete split group, as a value:
-/// the text [`write_bundle`] writes, read back (keys keep their order).
+/// the text [`write_bundle`] writes, read back (serde_json keeps the keys'
+/// order and, with `float_roundtrip`, reads every number back as it was).
 pub fn bundle(events: &[Envelope], context: &EncodeContext) -> Result<Value> {
     let mut text = Vec::new();
     write_bundle(events, context, &mut text)?;
@@ -111,16 +112,7 @@ fn write_objects(events: &[Envelope], context: &EncodeContext, out: &mut Vec<u8>
     out.extend_from_slice(b",\"objects\":[");
     let [project_identity, extension_definition] = &*PROJECT_OBJECTS;
     out.extend_from_slice(project_identity);
-    let mut writer = Writer {
-        out,
-        producer: &producer,
-        // Room for the SCOs of a usual event, so that the set grows seldom.
-        scos: HashSet::with_capacity(8 * events.len()),
-        // Room for what a usual event needs: one bundle often holds one event.
-        canonical: Vec::with_capacity(256),
-        alternates: String::with_capacity(1024),
-        alternate_ends: Vec::with_capacity(16),
-    };
+    let mut writer = Writer::new(out, &producer, events.len());
     writer.producer_identity(&context.origin);
     writer.out.push(b',');
     writer.out.extend_from_slice(extension_definition);
@@ -295,7 +287,21 @@ fn write_canonical_properties(out: &mut Vec<u8>, properties: &[(&str, Contributi
     out.push(b'}');
 }
 
-impl Writer<'_> {
+impl<'w> Writer<'w> {
+    /// A writer onto `out` of the objects of `events` events made by `producer`.
+    fn new(out: &'w mut Vec<u8>, producer: &'w str, events: usize) -> Self {
+        Writer {
+            out,
+            producer,
+            // Room for the SCOs of usual events, so that the set grows seldom.
+            scos: HashSet::with_capacity(8 * events),
+            // Room for what a usual event needs: a bundle often holds one.
+            canonical: Vec::with_capacity(256),
+            alternates: String::with_capacity(1024),
+            alternate_ends: Vec::with_capacity(16),
+        }
+    }
+
     /// Appends `,"key":`, the start of an object's member after its first.
     fn key(&mut self, key: &str) {
         self.out.push(b',');
@@ -981,6 +987,26 @@ mod tests {
             }
         }
         assert!(written > 10, "only {written} bundles");
+    }
+
+    /// Numbers read back from the text are the event's own, floats too.
+    #[test]
+    fn numbers_read_back_as_they_were() {
+        let context = DecodeContext::new("test-origin");
+        let message = json!({
+            "source.ip": "192.0.2.1",
+            "source.asn": 64496,
+            "feed.accuracy": 99.99999999999999,
+            "extra.numbers": [0.30000000000000004, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 12345678901234567890u64, -9007199254740993i64],
+        });
+        let events = IntelMq.decode(message, &context).unwrap();
+        let bundle = bundle(&events, &EncodeContext::new("test-origin")).unwrap();
+        let objects = bundle["objects"].as_array().unwrap();
+        let observed = objects.last().unwrap();
+        let payload = &observed["extensions"][EXTENSION_ID]["payload"];
+        for key in ["feed.accuracy", "extra.numbers"] {
+            assert_eq!(Some(&payload[key]), events[0].payload.get(key), "{key}");
+        }
     }
 
     /// The STIX type names of the SCOs the encoder writes and their
