@@ -58,7 +58,8 @@ impl<T: Clone> PerOrigin<T> {
         PerOrigin(OnceLock::new())
     }
 
-    /// What `make` makes from `origin`, made at most once per origin.
+    /// What `make` makes from `origin`: kept from the first call, and made
+    /// anew on each call for any other origin.
     fn get(&self, origin: &str, make: impl Fn(&str) -> T) -> Cow<'_, T> {
         let (made_from, made) = self.0.get_or_init(|| (origin.to_owned(), make(origin)));
         if made_from == origin {
