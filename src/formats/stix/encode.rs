@@ -989,6 +989,25 @@ mod tests {
         assert!(written > 10, "only {written} bundles");
     }
 
+    /// A bundle that cannot be written (its second event has nothing for
+    /// observed-data to refer to) leaves nothing behind.
+    #[test]
+    fn a_bundle_that_fails_leaves_nothing() {
+        let context = DecodeContext::new("test-origin");
+        let mut events = Vec::new();
+        for message in [
+            json!({"__type": "Event", "source.ip": "192.0.2.1"}),
+            json!({"__type": "Event", "feed.name": "x"}),
+        ] {
+            events.extend(IntelMq.decode(message, &context).unwrap());
+        }
+        let mut text = b"before\n".to_vec();
+        let written = write_bundle(&events, &EncodeContext::new("test-origin"), &mut text);
+        assert!(written.is_err());
+        assert_eq!(text, b"before\n");
+        assert!(write_bundle(&events[..1], &EncodeContext::new("test-origin"), &mut text).is_ok());
+    }
+
     /// Numbers read back from the text are the event's own, floats too.
     #[test]
     fn numbers_read_back_as_they_were() {
