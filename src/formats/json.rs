@@ -187,6 +187,7 @@ fn is_escaped(byte: u8) -> bool {
 /// The position of the first byte at or after `from` that needs escaping:
 /// a control character, `"` or `\`. Reading a string, the same search
 /// finds where it ends or is no longer plain.
+#[inline]
 pub(super) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
     let mut blocks = rest.chunks_exact(BLOCK);
@@ -225,7 +226,9 @@ pub fn write_joined_str<'t>(out: &mut Vec<u8>, pieces: impl IntoIterator<Item = 
     out.push(b'"');
 }
 
-/// Appends `text` escaped, without quotes.
+/// Appends `text` escaped, without quotes. Always inlined, so that
+/// [`write_str`], the most called writer, stays one loop.
+#[inline(always)]
 fn write_escaped(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
