@@ -326,6 +326,18 @@ impl Meta {
     /// Appends the JSON text of [`Meta::to_value`], the bytes
     /// [`json::write_value`] writes of it, without building the value.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_adding(out, std::iter::empty());
+    }
+
+    /// [`Meta::write_json`] of this meta with the distinct alternate ids
+    /// `more` added as [`Ids::add_alternate`] adds them (after those it
+    /// has, each once), without copying the meta: for a format that records
+    /// the ids it gives a message in the meta it carries.
+    pub fn write_json_adding<'m>(
+        &'m self,
+        out: &mut Vec<u8>,
+        more: impl Iterator<Item = &'m str> + Clone,
+    ) {
         out.extend_from_slice(b"{\"version\":");
         json::write_value(out, &self.version.into());
         out.extend_from_slice(b",\"type\":");
@@ -342,17 +354,21 @@ impl Meta {
                 .hyphenated()
                 .encode_lower(&mut Uuid::encode_buffer()),
         );
-        for (name, list) in [
-            ("related", &self.uuid.related),
-            ("group", &self.uuid.group),
-            ("alternate", &self.uuid.alternate),
-        ] {
+        for (name, list) in [("related", &self.uuid.related), ("group", &self.uuid.group)] {
             let Some(list) = list else {
                 continue;
             };
             out.push(b',');
             json::write_plain_key(out, name);
             json::write_items(out, list, |out, id| json::write_str(out, id));
+        }
+        let known = self.uuid.alternates();
+        let added = more.filter(|id| !known.iter().any(|known| known == id));
+        if self.uuid.alternate.is_some() || added.clone().next().is_some() {
+            out.push(b',');
+            json::write_plain_key(out, "alternate");
+            let all = known.iter().map(String::as_str).chain(added);
+            json::write_items(out, all, json::write_str);
         }
         out.push(b'}');
         if let Some(links) = &self.links {
@@ -740,5 +756,25 @@ mod tests {
         ids.add_alternate("idea:1");
         ids.add_alternate("idea:1");
         assert_eq!(ids.alternates(), ["idea:1"]);
+    }
+
+    #[test]
+    fn meta_is_written_with_alternates_added_as_if_added() {
+        let more = ["stix:a", "idea:1", "stix:b"];
+        let mut absent = Meta::new(MessageType::Event, "intelmq", "here");
+        absent.uuid.alternate = None;
+        let mut known = absent.clone();
+        known.uuid.add_alternate("idea:1");
+        for meta in [absent, known] {
+            let mut added = meta.clone();
+            for id in more {
+                added.uuid.add_alternate(id);
+            }
+            let mut expected = Vec::new();
+            added.write_json(&mut expected);
+            let mut written = Vec::new();
+            meta.write_json_adding(&mut written, more.into_iter());
+            assert_eq!(String::from_utf8(written), String::from_utf8(expected));
+        }
     }
 }

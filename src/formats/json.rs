@@ -98,13 +98,25 @@ pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &Value) {
 /// dots) or a name of the bridge's own. It is copied without the scan
 /// [`write_str`] makes; debug builds check that it needs none.
 pub fn write_plain_key(out: &mut Vec<u8>, key: &str) {
+    write_plain(out, key, b"\":");
+}
+
+/// Appends `text` as a JSON string, for text known to need no escaping:
+/// an id, a time or a name of the bridge's own. It is copied without the
+/// scan [`write_str`] makes; debug builds check that it needs none.
+pub fn write_plain_str(out: &mut Vec<u8>, text: &str) {
+    write_plain(out, text, b"\"");
+}
+
+/// Appends `"`, `text`, which needs no escaping, and `end`.
+fn write_plain(out: &mut Vec<u8>, text: &str, end: &[u8]) {
     debug_assert!(
-        next_escape(key.as_bytes(), 0).is_none(),
-        "{key:?} needs escaping"
+        next_escape(text.as_bytes(), 0).is_none(),
+        "{text:?} needs escaping"
     );
     out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(end);
 }
 
 /// Bytes looked at together when searching for one that needs escaping.
@@ -175,6 +187,7 @@ fn is_escaped(byte: u8) -> bool {
 /// The position of the first byte at or after `from` that needs escaping:
 /// a control character, `"` or `\`. Reading a string, the same search
 /// finds where it ends or is no longer plain.
+#[inline]
 pub(super) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
     let mut blocks = rest.chunks_exact(BLOCK);
@@ -196,10 +209,29 @@ pub(super) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Appends `text` as a quoted JSON string.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    write_escaped(out, text);
+    out.push(b'"');
+}
+
+/// Appends one quoted JSON string whose text is `pieces` joined, without
+/// joining them first: escaping works a byte at a time, so each piece is
+/// escaped on its own.
+pub fn write_joined_str<'t>(out: &mut Vec<u8>, pieces: impl IntoIterator<Item = &'t str>) {
+    out.push(b'"');
+    for piece in pieces {
+        write_escaped(out, piece);
+    }
+    out.push(b'"');
+}
+
+/// Appends `text` escaped, without quotes. Always inlined, so that
+/// [`write_str`], the most called writer, stays one loop.
+#[inline(always)]
+fn write_escaped(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
     let mut start = 0;
     while let Some(at) = next_escape(bytes, start) {
         let byte = bytes[at];
@@ -214,7 +246,6 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
         start = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -252,6 +283,16 @@ mod tests {
         ] {
             same_as_serde(&Value::String(text.to_owned()));
         }
+    }
+
+    #[test]
+    fn joined_strings_are_the_joined_text_escaped() {
+        let pieces = ["a\"b", "", "\u{1}c\\", " d"];
+        let mut joined = Vec::new();
+        write_joined_str(&mut joined, pieces);
+        let mut whole = Vec::new();
+        write_str(&mut whole, &pieces.concat());
+        assert_eq!(joined, whole);
     }
 
     #[test]

@@ -38,10 +38,36 @@ pub struct EncodeContext {
     /// Whether IntelMQ output carries the envelope's meta in `extra.iep04`,
     /// so that ids survive a hop through IntelMQ bots.
     pub meta_in_extra: bool,
-    /// IDEA's `Node` list naming this instance alone and the `origin` it
-    /// was made from: the same for every message, so made once
-    /// ([`EncodeContext::idea_node`]).
-    idea_node: OnceLock<(String, Value)>,
+    /// IDEA's `Node` list naming this instance alone: the same for every
+    /// message, so made once ([`EncodeContext::idea_node`]).
+    idea_node: PerOrigin<Value>,
+    /// The id of the STIX identity naming this instance, made once
+    /// ([`EncodeContext::stix_producer`]).
+    stix_producer: PerOrigin<String>,
+}
+
+/// Something made from [`EncodeContext::origin`] on first use and kept
+/// with the origin it was made from, so that it is made again only should
+/// `origin` (a public field) have been changed since.
+#[derive(Debug, Clone)]
+struct PerOrigin<T>(OnceLock<(String, T)>);
+
+impl<T: Clone> PerOrigin<T> {
+    /// Nothing made yet.
+    fn new() -> Self {
+        PerOrigin(OnceLock::new())
+    }
+
+    /// What `make` makes from `origin`: kept from the first call, and made
+    /// anew on each call for any other origin.
+    fn get(&self, origin: &str, make: impl Fn(&str) -> T) -> Cow<'_, T> {
+        let (made_from, made) = self.0.get_or_init(|| (origin.to_owned(), make(origin)));
+        if made_from == origin {
+            Cow::Borrowed(made)
+        } else {
+            Cow::Owned(make(origin))
+        }
+    }
 }
 
 impl DecodeContext {
@@ -60,7 +86,8 @@ impl EncodeContext {
         EncodeContext {
             origin: origin.to_owned(),
             meta_in_extra: false,
-            idea_node: OnceLock::new(),
+            idea_node: PerOrigin::new(),
+            stix_producer: PerOrigin::new(),
         }
     }
 
@@ -68,13 +95,16 @@ impl EncodeContext {
     /// from `origin`: made on first use, and again only should `origin`
     /// have been changed since.
     pub(crate) fn idea_node(&self, make: impl Fn(&str) -> Value) -> Cow<'_, Value> {
-        let (origin, node) = self
-            .idea_node
-            .get_or_init(|| (self.origin.clone(), make(&self.origin)));
-        if *origin == self.origin {
-            Cow::Borrowed(node)
-        } else {
-            Cow::Owned(make(&self.origin))
+        self.idea_node.get(&self.origin, make)
+    }
+
+    /// The id of the STIX identity naming this instance, as `make` makes it
+    /// from `origin`: made on first use, and again only should `origin`
+    /// have been changed since.
+    pub(crate) fn stix_producer(&self, make: impl Fn(&str) -> String) -> Cow<'_, str> {
+        match self.stix_producer.get(&self.origin, make) {
+            Cow::Borrowed(id) => Cow::Borrowed(id),
+            Cow::Owned(id) => Cow::Owned(id),
         }
     }
 }
