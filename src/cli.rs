@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -253,6 +254,7 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
         encode_context,
     );
     let mut records = Records::new(open_input(args.file.as_deref())?);
+    let line_size = LineSize::default();
     let mut admission = Admission {
         guard: args.identity.guard(&origin)?,
         buffer: GroupBuffer::new(translator.merges_groups()),
@@ -300,7 +302,7 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
         read,
         |batch| batch.decode(&translator),
         |decoded| admission.admit(decoded),
-        |admitted| admitted.encode(&translator),
+        |admitted| admitted.encode(&translator, &line_size),
         |encoded| writer.write(encoded),
     )?;
     let summary = finish(admission, writer)?;
@@ -316,9 +318,31 @@ fn translate(args: TranslateArgs) -> Result<Summary> {
 /// enough that memory stays flat.
 const BATCH: usize = 1024;
 
-/// Room for a group's output lines, enough for a typical 1 KB event in any
-/// format, so that a buffer is not regrown a byte size at a time.
+/// Room for a group's output lines before any batch is encoded, enough for
+/// a typical 1 KB event in most formats, so that a buffer is not regrown a
+/// byte size at a time.
 const LINES_CAPACITY: usize = 2048;
+
+/// Bytes of output per group in the batch encoded last, with an eighth
+/// more: the next batch's buffer is made that size at once. A STIX bundle
+/// is several times its event, and a buffer regrown by doubling copies all
+/// it holds each time.
+#[derive(Default)]
+struct LineSize(AtomicUsize);
+
+impl LineSize {
+    /// Room for the lines of `groups` groups.
+    fn room_for(&self, groups: usize) -> usize {
+        groups.saturating_mul(self.0.load(Ordering::Relaxed).max(LINES_CAPACITY))
+    }
+
+    /// Notes that `groups` groups took `bytes`.
+    fn note(&self, groups: usize, bytes: usize) {
+        if let Some(per_group) = bytes.checked_div(groups) {
+            self.0.store(per_group + per_group / 8, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Records as read; `last` when the input ends with them.
 struct Batch {
@@ -368,13 +392,13 @@ impl Admitted {
     /// Encodes the groups one after the other into one buffer (on a worker).
     /// What only a rejection report would need is dropped here, so that the
     /// writer's thread does not spend its time freeing events.
-    fn encode(self, translator: &Translator) -> Encoded {
+    fn encode(self, translator: &Translator, line_size: &LineSize) -> Encoded {
         let Admitted {
             mut records,
             steps,
             mut groups,
         } = self;
-        let mut text = Vec::with_capacity(groups.ranges.len() * LINES_CAPACITY);
+        let mut text = Vec::with_capacity(line_size.room_for(groups.ranges.len()));
         let results: Vec<_> = groups
             .ranges
             .iter()
@@ -390,6 +414,7 @@ impl Admitted {
                 }
             })
             .collect();
+        line_size.note(groups.ranges.len(), text.len());
         if results.iter().all(Result::is_ok) {
             groups = Groups::default();
         }
@@ -629,4 +654,23 @@ fn validate(args: ValidateArgs) -> Result<Summary> {
     }
     println!("{} valid, {} invalid", summary.accepted, summary.rejected);
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_sized_from_the_last_batch_with_an_eighth_more() {
+        let line_size = LineSize::default();
+        assert_eq!(line_size.room_for(3), 3 * LINES_CAPACITY);
+        line_size.note(4, 4 * 8_000);
+        assert_eq!(line_size.room_for(2), 2 * 9_000);
+        // A batch with no group to write says nothing of the next one.
+        line_size.note(0, 0);
+        assert_eq!(line_size.room_for(1), 9_000);
+        // Small lines never size a buffer below the default room.
+        line_size.note(10, 10 * 100);
+        assert_eq!(line_size.room_for(1), LINES_CAPACITY);
+    }
 }
