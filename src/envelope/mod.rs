@@ -32,6 +32,14 @@ pub fn derived_id(name: &str) -> Uuid {
     uuid_v5(&NAMESPACE, name.as_bytes())
 }
 
+/// A UUID's lower-case hyphenated text, as ids are written everywhere,
+/// made without the formatting machinery.
+pub fn uuid_text(id: Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
+}
+
 /// The UUIDv5 of `name` in `namespace` (RFC 9562), as `Uuid::new_v5` makes
 /// it, but hashed by the `sha1` crate, which uses the CPU's SHA instructions
 /// where it has them: a STIX bundle needs about a dozen of these per event.

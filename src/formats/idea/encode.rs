@@ -14,14 +14,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use super::decode::{carried_fields, carried_fields_beside_entries, TopLevel, ORIG_DATA};
 use super::mapping::Tables;
 use super::{
     escape_uri, is_idea_id, node_name, scheme_uri, CARRY_KEY, EXTRA_SIDE_KEYS, EXTRA_TOP_KEY,
 };
-use crate::envelope::{derived_id, Envelope, Meta};
+use crate::envelope::{derived_id, uuid_text, Envelope, Meta};
 use crate::error::{Error, Result};
 use crate::event::{same_name, Fields};
 use crate::formats::{json, EncodeContext};
@@ -566,14 +565,6 @@ fn ids(keys: &mut Keys<'_>, events: &[&Envelope], group: Option<&str>) {
             keys.push((key, Cow::Owned(list.into())));
         }
     }
-}
-
-/// A uuid's hyphenated lower-case text, written directly rather than
-/// through the formatting machinery `to_string` goes through.
-fn uuid_text(id: Uuid) -> String {
-    id.hyphenated()
-        .encode_lower(&mut Uuid::encode_buffer())
-        .to_owned()
 }
 
 fn push_unique(list: &mut Vec<Value>, item: String) {

@@ -26,7 +26,7 @@ use super::mapping::{self, HASHES};
 use super::{
     EXTENSION_ID, EXTENSION_SCHEMA, FIXED_CREATED, ID_SCHEME, PROJECT_IDENTITY_ID, SOURCE_NAME,
 };
-use crate::envelope::Envelope;
+use crate::envelope::{uuid_text, Envelope};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::formats::{json, EncodeContext};
@@ -102,7 +102,7 @@ fn write_objects(events: &[Envelope], context: &EncodeContext, out: &mut Vec<u8>
         .ok_or_else(|| Error::shape("stix: nothing to encode"))?;
     let owner = match first.meta.uuid.groups().first() {
         Some(group) => Cow::Borrowed(group.as_str()),
-        None => Cow::Owned(uuid_text(&first.meta.uuid.id)),
+        None => Cow::Owned(uuid_text(first.meta.uuid.id)),
     };
     let producer = context.stix_producer(|origin| {
         sdo_id("identity", &format!("origin:{origin}"), "producer").to_string()
@@ -121,13 +121,6 @@ fn write_objects(events: &[Envelope], context: &EncodeContext, out: &mut Vec<u8>
     }
     writer.out.extend_from_slice(b"]}");
     Ok(())
-}
-
-/// A UUID's hyphenated text, written without the formatting machinery.
-fn uuid_text(uuid: &Uuid) -> String {
-    uuid.hyphenated()
-        .encode_lower(&mut Uuid::encode_buffer())
-        .to_owned()
 }
 
 /// Writes the objects of a bundle, each after the bundle's first object
@@ -766,7 +759,7 @@ fn write_reference(out: &mut Vec<u8>, (source_name, external_id): (&str, &str)) 
 /// STIX ones, which are the bundle's objects), as external references.
 fn write_external_references(out: &mut Vec<u8>, envelope: &Envelope) {
     let ids = &envelope.meta.uuid;
-    let own = uuid_text(&ids.id);
+    let own = uuid_text(ids.id);
     let others = ids.alternates().iter().filter_map(|alternate| {
         let (scheme, id) = alternate.split_once(':')?;
         (scheme != ID_SCHEME).then_some((scheme, id))
