@@ -218,3 +218,38 @@ impl Registry {
             .map(Box::as_ref)
     }
 }
+
+/// The envelopes of each fixture file in `folder` (under the crate's root),
+/// a file's together, for the encoders' tests: a file holds JSON documents,
+/// one after another or as a list, each an envelope or a flat IntelMQ
+/// message.
+#[cfg(test)]
+pub(crate) fn fixture_envelopes(folder: &str, context: &DecodeContext) -> Vec<Vec<Envelope>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = std::fs::read_dir(root.join(folder))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paths.sort();
+    let decode = |message: Value| match Envelope::wire_form(&message) {
+        Some(_) => Envelope::from_value(message, context.harmonization).map(|one| vec![one]),
+        None => intelmq::IntelMq.decode(message, context),
+    };
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let mut events = Vec::new();
+            for document in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
+                let messages = match document.unwrap() {
+                    Value::Array(items) => items,
+                    one => vec![one],
+                };
+                for message in messages {
+                    events.extend(decode(message).unwrap());
+                }
+            }
+            events
+        })
+        .collect()
+}

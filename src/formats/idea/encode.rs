@@ -982,33 +982,16 @@ fn address_key<'k>(address: &str, v4: &'k str, v6: &'k str) -> &'k str {
 mod tests {
     use super::*;
     use crate::formats::idea::decode::FieldList;
-    use crate::formats::intelmq::IntelMq;
-    use crate::formats::{DecodeContext, Format};
+    use crate::formats::{fixture_envelopes, DecodeContext, Format};
 
     /// Every IntelMQ fixture event, flat or as an envelope.
     fn fixture_events() -> Vec<Envelope> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let context = DecodeContext::new("cert-test");
-        let mut events = Vec::new();
-        for folder in ["fixtures/intelmq/valid", "fixtures/idea/from-intelmq"] {
-            for file in std::fs::read_dir(root.join(folder)).unwrap() {
-                let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
-                let value: Value = serde_json::from_str(&text).unwrap();
-                let messages = match value {
-                    Value::Array(items) => items,
-                    one => vec![one],
-                };
-                for message in messages {
-                    let decoded = match Envelope::wire_form(&message) {
-                        Some(_) => Envelope::from_value(message, context.harmonization)
-                            .map(|envelope| vec![envelope]),
-                        None => IntelMq.decode(message, &context),
-                    };
-                    events.extend(decoded.unwrap());
-                }
-            }
-        }
-        events
+        ["fixtures/intelmq/valid", "fixtures/idea/from-intelmq"]
+            .iter()
+            .flat_map(|folder| fixture_envelopes(folder, &context))
+            .flatten()
+            .collect()
     }
 
     /// Every fixture event alone, and the events each IDEA fixture splits

@@ -923,36 +923,15 @@ fn cves(payload: &Event) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::formats::intelmq::IntelMq;
-    use crate::formats::{DecodeContext, Format};
+    use crate::formats::{fixture_envelopes, DecodeContext, Format};
 
     /// The envelopes of every STIX fixture, a file's together (so a split
     /// group makes one batch), and every valid IntelMQ fixture alone.
     fn fixture_batches() -> Vec<Vec<Envelope>> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let context = DecodeContext::new("test-origin");
-        let mut batches = Vec::new();
-        for (folder, batched) in [
-            ("fixtures/stix/from-intelmq", true),
-            ("fixtures/intelmq/valid", false),
-        ] {
-            for file in std::fs::read_dir(root.join(folder)).unwrap() {
-                let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
-                let mut events = Vec::new();
-                for message in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
-                    let message = message.unwrap();
-                    let decoded = match Envelope::wire_form(&message) {
-                        Some(_) => Envelope::from_value(message, context.harmonization)
-                            .map(|envelope| vec![envelope]),
-                        None => IntelMq.decode(message, &context),
-                    };
-                    events.extend(decoded.unwrap());
-                }
-                if batched {
-                    batches.push(events);
-                } else {
-                    batches.extend(events.into_iter().map(|event| vec![event]));
-                }
-            }
+        let mut batches = fixture_envelopes("fixtures/stix/from-intelmq", &context);
+        for events in fixture_envelopes("fixtures/intelmq/valid", &context) {
+            batches.extend(events.into_iter().map(|event| vec![event]));
         }
         batches
     }
