@@ -157,24 +157,13 @@ fn parse_zone(zone: &str) -> Option<FixedOffset> {
 /// seconds are left to chrono's formatting, which knows how they print.
 pub fn format(time: &DateTime<Utc>) -> String {
     let micros = time.nanosecond() / 1000;
-    let year = match u32::try_from(time.year()) {
-        Ok(year) if year <= 9999 && time.nanosecond() < 1_000_000_000 => year,
-        _ if micros == 0 => return time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
-        _ => return format!("{}.{micros:06}+00:00", time.format("%Y-%m-%dT%H:%M:%S")),
-    };
     let mut text = String::with_capacity(32);
-    let fields = [
-        (year, 4, '-'),
-        (time.month(), 2, '-'),
-        (time.day(), 2, 'T'),
-        (time.hour(), 2, ':'),
-        (time.minute(), 2, ':'),
-    ];
-    for (number, width, separator) in fields {
-        push_digits(&mut text, number, width);
-        text.push(separator);
+    if push_date_time(&mut text, time).is_none() {
+        return match micros {
+            0 => time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+            _ => format!("{}.{micros:06}+00:00", time.format("%Y-%m-%dT%H:%M:%S")),
+        };
     }
-    push_digits(&mut text, time.second(), 2);
     if micros != 0 {
         text.push('.');
         push_digits(&mut text, micros, 6);
@@ -183,8 +172,37 @@ pub fn format(time: &DateTime<Utc>) -> String {
     text
 }
 
+/// Appends `time` as `YYYY-MM-DDTHH:MM:SS`, its fields written into their
+/// fixed widths directly, for the formats that write times in that form
+/// (IntelMQ's, STIX's). None, with nothing written, for a year beyond 0 to
+/// 9999 or a leap second, which the caller leaves to chrono's formatting.
+pub(crate) fn push_date_time(text: &mut String, time: &DateTime<Utc>) -> Option<()> {
+    // The parts are read from the UTC date and time as they are stored,
+    // not worked out again through the time zone for each.
+    let (date, clock) = (time.date_naive(), time.time());
+    let year = u32::try_from(date.year())
+        .ok()
+        .filter(|year| *year <= 9999)?;
+    if clock.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    let fields = [
+        (year, 4, '-'),
+        (date.month(), 2, '-'),
+        (date.day(), 2, 'T'),
+        (clock.hour(), 2, ':'),
+        (clock.minute(), 2, ':'),
+    ];
+    for (number, width, separator) in fields {
+        push_digits(text, number, width);
+        text.push(separator);
+    }
+    push_digits(text, clock.second(), 2);
+    Some(())
+}
+
 /// Appends the last `width` decimal digits of `number`, zero-padded.
-fn push_digits(text: &mut String, number: u32, width: u32) {
+pub(crate) fn push_digits(text: &mut String, number: u32, width: u32) {
     for place in (0..width).rev() {
         let digit = number / 10_u32.pow(place) % 10;
         text.push(char::from_digit(digit, 10).unwrap_or('0'));

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use word_hash::{hash_key, WordSet};
 
 pub use datetime::parse_datetime;
+pub(crate) use datetime::{push_date_time, push_digits};
 pub use types::FieldType;
 pub(crate) use word_hash::WordMap;
 

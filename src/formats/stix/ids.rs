@@ -13,12 +13,13 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::envelope::{derived_id, uuid_v5};
 use crate::formats::json;
+use crate::harmonization::{push_date_time, push_digits};
 
 /// The STIX 2.1 namespace for deterministic SCO ids.
 pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_3315_a9b7);
@@ -137,35 +138,14 @@ impl SdoIds {
 
 /// A STIX timestamp: UTC, `Z`, milliseconds.
 pub fn timestamp(time: &DateTime<Utc>) -> String {
-    // The parts are read from the UTC date and time as they are stored,
-    // not worked out again through the time zone for each.
-    let (date, clock) = (time.date_naive(), time.time());
-    if !(0..=9999).contains(&date.year()) || clock.nanosecond() >= 1_000_000_000 {
+    let mut text = String::with_capacity(24);
+    if push_date_time(&mut text, time).is_none() {
         return time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     }
-    // Four-digit years without a leap second: the digits written into
-    // their places, without the formatting machinery.
-    let mut text = *b"0000-00-00T00:00:00.000Z";
-    for (mut number, last) in [
-        (date.year().unsigned_abs(), 3),
-        (date.month(), 6),
-        (date.day(), 9),
-        (clock.hour(), 12),
-        (clock.minute(), 15),
-        (clock.second(), 18),
-        (clock.nanosecond() / 1_000_000, 22),
-    ] {
-        // Up to the place after the previous separator.
-        for place in text[..=last].iter_mut().rev() {
-            if !place.is_ascii_digit() {
-                break;
-            }
-            *place = b'0' + (number % 10) as u8;
-            number /= 10;
-        }
-    }
-    // Always ASCII: an empty text is never returned.
-    String::from_utf8(text.to_vec()).unwrap_or_default()
+    text.push('.');
+    push_digits(&mut text, time.nanosecond() / 1_000_000, 3);
+    text.push('Z');
+    text
 }
 
 /// Writes `value` as RFC 8785 (JCS) canonical JSON: keys sorted, no
