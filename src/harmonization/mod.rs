@@ -10,17 +10,18 @@
 //! that fails, sanitised (IntelMQ's normalisation) and tried again.
 
 mod datetime;
+mod pattern;
 mod types;
 mod word_hash;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use pattern::Pattern;
 use word_hash::{hash_key, WordSet};
 
 pub use datetime::parse_datetime;
@@ -83,7 +84,7 @@ pub struct FieldSpec {
     /// Longest allowed text (`len(str(value))` in IntelMQ).
     length: Option<usize>,
     /// A pattern the value's text must contain a match of.
-    pattern: Option<Regex>,
+    pattern: Option<Pattern>,
     /// Inclusive integer range (the bridge's addition, for ports).
     range: Option<(i64, i64)>,
 }
@@ -423,7 +424,7 @@ fn compile_table(raw: HashMap<String, RawSpec>) -> Result<FieldTable> {
                 (None, None) => None,
             };
             let pattern = source
-                .map(|source| Regex::new(&source))
+                .map(Pattern::new)
                 .transpose()
                 .map_err(|e| Error::Config(format!("{name}: bad pattern: {e}")))?;
             let field = FieldSpec {
@@ -635,7 +636,7 @@ mod tests {
         assert!(is_valid_subkey("extra._x"));
         assert!(!is_valid_subkey("extra.a-b"));
         assert!(!is_valid_subkey("extra."));
-        let rule = Regex::new(r"^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$").unwrap();
+        let rule = regex::Regex::new(r"^[a-z_][a-z_0-9]+(\.[a-z_0-9]+)*$").unwrap();
         let pieces = ["", ".", "..", "a", "ab", "_", "9", "A", "-", "é", "extra"];
         for first in pieces {
             for second in pieces {
