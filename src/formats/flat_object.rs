@@ -56,7 +56,8 @@ pub fn read_members<'t>(
             let value = reader.value()?;
             member(key, value)?;
             match reader.next()? {
-                b',' => reader.skip_space(),
+                // The next key's quote is looked for past white space.
+                b',' => {}
                 b'}' => break,
                 _ => return None,
             }
@@ -105,8 +106,16 @@ impl<'t> Reader<'t> {
 
     /// A string without escapes or control characters, borrowed.
     fn string(&mut self) -> Option<&'t str> {
-        self.expect(b'"')?;
-        let start = self.at;
+        self.skip_space();
+        self.string_here()
+    }
+
+    /// [`Reader::string`] where it stands, at its opening quote.
+    fn string_here(&mut self) -> Option<&'t str> {
+        if self.bytes().get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let start = self.at + 1;
         let end = next_escape(self.bytes(), start)?;
         if self.bytes().get(end) != Some(&b'"') {
             return None;
@@ -119,7 +128,7 @@ impl<'t> Reader<'t> {
     fn value(&mut self) -> Option<Item<'t>> {
         let start = self.at;
         let item = match self.peek()? {
-            b'"' => self.string().map(Item::Text),
+            b'"' => self.string_here().map(Item::Text),
             b'0'..=b'9' => self.integer().map(|number| Item::Value(number.into())),
             b't' => self.literal("true", Value::Bool(true)),
             b'f' => self.literal("false", Value::Bool(false)),
