@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::mem;
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -545,9 +546,31 @@ struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Writes a batch's lines and reports its rejected records.
     fn write(&mut self, batch: Encoded) -> Result<()> {
+        // Groups encoded one after another lie side by side in the text:
+        // their lines go out in one piece, which a whole batch's worth
+        // sends past the output buffer rather than through it.
+        let mut lines = 0..0;
         for step in batch.steps {
             match step {
+                Step::Group(index) => match batch.results.get(index) {
+                    Some(Ok((group, count))) => {
+                        if group.start != lines.end {
+                            self.write_text(&batch.text, &lines)?;
+                            lines.start = group.start;
+                        }
+                        lines.end = group.end;
+                        self.written += count;
+                    }
+                    Some(Err(error)) => {
+                        self.write_text(&batch.text, &mem::take(&mut lines))?;
+                        if let Some((positions, envelopes)) = batch.groups.get(index) {
+                            self.reject_group(positions, envelopes, error)?;
+                        }
+                    }
+                    None => {}
+                },
                 Step::Rejected(index, error) => {
+                    self.write_text(&batch.text, &mem::take(&mut lines))?;
                     let Some(record) = batch.records.get(index) else {
                         continue;
                     };
@@ -556,21 +579,15 @@ impl<W: Write> Writer<W> {
                     self.rejects
                         .reject(&place(record), &at, Stage::Decode, &error, input)?;
                 }
-                Step::Group(index) => match batch.results.get(index) {
-                    Some(Ok((lines, count))) => {
-                        self.out
-                            .write_all(batch.text.get(lines.clone()).unwrap_or_default())?;
-                        self.written += count;
-                    }
-                    Some(Err(error)) => {
-                        if let Some((positions, envelopes)) = batch.groups.get(index) {
-                            self.reject_group(positions, envelopes, error)?;
-                        }
-                    }
-                    None => {}
-                },
             }
         }
+        self.write_text(&batch.text, &lines)
+    }
+
+    /// Writes the lines at `lines` of a batch's text.
+    fn write_text(&mut self, text: &[u8], lines: &Range<usize>) -> Result<()> {
+        self.out
+            .write_all(text.get(lines.clone()).unwrap_or_default())?;
         Ok(())
     }
 
