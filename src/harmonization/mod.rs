@@ -348,14 +348,20 @@ impl Harmonization {
     /// Checks a value that is not ignored against the rules of `key`: as it
     /// is first, then sanitised.
     fn check(&self, spec: &FieldSpec, key: &str, value: Value) -> Result<Option<Value>> {
-        if spec.kind == FieldType::JsonDict && key != EXTRA {
+        let holds = (spec.kind == FieldType::JsonDict && key != EXTRA)
+            || (spec.kind.is_valid(&value, &self.classification)
+                && spec.constraint_error(&value).is_none());
+        if holds {
             return Ok(Some(value));
         }
-        if spec.kind.is_valid(&value, &self.classification)
-            && spec.constraint_error(&value).is_none()
-        {
-            return Ok(Some(value));
-        }
+        self.check_sanitised(spec, key, value)
+    }
+
+    /// [`Harmonization::check`] for a value that is not valid as it is,
+    /// kept out of the way of the common case.
+    #[cold]
+    #[inline(never)]
+    fn check_sanitised(&self, spec: &FieldSpec, key: &str, value: Value) -> Result<Option<Value>> {
         match spec.kind.sanitize(&value, &self.classification) {
             Some(clean) if spec.kind.is_valid(&clean, &self.classification) => {
                 match spec.constraint_error(&clean) {
