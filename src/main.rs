@@ -45,13 +45,19 @@ unsafe impl GlobalAlloc for Mimalloc {
         // SAFETY: the caller passes a block this allocator made with
         // `layout`; the new block keeps its alignment.
         let block = unsafe {
-            match layout.align() {
-                ..=WORD => mi::mi_realloc(block.cast(), size),
-                align => mi::mi_realloc_aligned(block.cast(), size, align),
+            match needs_alignment(layout) {
+                None => mi::mi_realloc(block.cast(), size),
+                Some(align) => mi::mi_realloc_aligned(block.cast(), size, align),
             }
         };
         block.cast()
     }
+}
+
+/// The alignment to ask mimalloc for, if `layout` needs more than the word
+/// alignment every block has.
+fn needs_alignment(layout: Layout) -> Option<usize> {
+    Some(layout.align()).filter(|align| *align > WORD)
 }
 
 /// A new block for `layout`: from `plain` when a word-aligned block will
@@ -67,9 +73,9 @@ unsafe fn new_block(
     // SAFETY: the caller passes mimalloc's functions, which take any size
     // and power-of-two alignment.
     let block = unsafe {
-        match layout.align() {
-            ..=WORD => plain(layout.size()),
-            align => aligned(layout.size(), align),
+        match needs_alignment(layout) {
+            None => plain(layout.size()),
+            Some(align) => aligned(layout.size(), align),
         }
     };
     block.cast()
@@ -97,7 +103,7 @@ mod tests {
                     assert!((0..size).all(|at| *grown.add(at) == 0xA5));
                     ALLOCATOR.dealloc(grown, Layout::from_size_align(size * 3, align).unwrap());
                     let zeroed = ALLOCATOR.alloc_zeroed(layout);
-                    assert!(zeroed as usize % align == 0);
+                    assert!(!zeroed.is_null() && zeroed as usize % align == 0);
                     assert!((0..size).all(|at| *zeroed.add(at) == 0));
                     ALLOCATOR.dealloc(zeroed, layout);
                 }
